@@ -1,0 +1,205 @@
+"""The `rolecast` command line: parse, call one domain function, map errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import ExitCode, RolecastError
+from .project import Project, load_project
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Build immutable container images from Ansible roles, through Packer.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+T = TypeVar("T")
+
+
+class State:
+    root: Path = Path(".")
+    file: Path | None = None
+
+
+state = State()
+
+
+def _fail(exc: RolecastError) -> typer.Exit:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        err.print(line, markup=False, highlight=False)
+    return typer.Exit(exc.exit_code)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run one domain call; a RolecastError becomes its message and exit code."""
+    try:
+        return fn()
+    except RolecastError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+def _project() -> Project:
+    return guarded(lambda: load_project(state.root, state.file))
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from .tools import versions
+
+        for line in versions().lines():
+            out.print(line, markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    file: Annotated[
+        Path | None,
+        typer.Option("-f", "--file", help="The spec file (default: rolecast.yml in the root)."),
+    ] = None,
+    directory: Annotated[
+        Path,
+        typer.Option("-C", "--directory", help="The project root (roles/, playbooks/, ...)."),
+    ] = Path("."),
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Say more.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the versions of rolecast and the tools it found.",
+        ),
+    ] = False,
+) -> None:
+    if not directory.is_dir():
+        err.print(f"-C {directory}: no such directory", markup=False)
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    state.root = directory
+    state.file = file
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+
+
+@app.command()
+def validate() -> None:
+    """Check the spec and every role, playbook and inventory it names; exit 2 on a problem."""
+    project = _project()
+    images = len(project.images)
+    out.print(
+        f"{project.loaded.doc.file}: ok ({images} image{'s' if images != 1 else ''}: "
+        f"{', '.join(project.order)})",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _image_rows(project: Project) -> list[dict[str, Any]]:
+    rows = []
+    for name in project.order:
+        image = project.images[name]
+        rows.append(
+            {
+                "name": name,
+                "repository": image.repository,
+                "from": image.parent,
+                "from_kind": image.parent_kind,
+                "from_reference": project.parent_reference(image),
+                "roles": [r.role for r in image.roles],
+                "roles_applied": [r.name for r in image.role_closure],
+                "playbook": str(image.playbook.relative_to(project.root.resolve()))
+                if image.playbook
+                else None,
+                "groups": list(image.spec.groups),
+                "tags": [f"{image.repository}:{t}" for t in image.tags],
+                "push": image.spec.push,
+            }
+        )
+    return rows
+
+
+@app.command("ls")
+def list_images(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+) -> None:
+    """List the images of the spec in build order: from, roles, tags."""
+    rows = _image_rows(_project())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("IMAGE", "FROM", "ROLES", "TAGS"):
+        table.add_column(column)
+    for row in rows:
+        roles = ", ".join(row["roles"]) or (row["playbook"] or "-")
+        table.add_row(row["name"], row["from"], roles, " ".join(row["tags"]))
+    out.print(table)
+
+
+@app.command()
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
+) -> None:
+    """Write a starter rolecast.yml listing the roles found under roles/."""
+    from .starter import write_starter
+
+    target = guarded(lambda: write_starter(state.root, state.file, force))
+    out.print(f"wrote {target}; check it with `rolecast validate`", markup=False)
+
+
+@app.command()
+def bases(
+    names: Annotated[list[str] | None, typer.Argument(help="Bases to make (default: all).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Remake even when present.")] = False,
+) -> None:
+    """Make the spec's `bases:` images that are missing (pull, else debootstrap + import)."""
+    from .bases import make_base
+    from .tools import docker_client
+
+    project = _project()
+    known = project.bases
+    wanted = names or list(known)
+
+    def work() -> None:
+        from .errors import UsageError
+
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise UsageError(
+                f"unknown base {', '.join(unknown)}; bases in {project.loaded.doc.file}: "
+                f"{', '.join(known) or 'none'}"
+            )
+        client = docker_client()
+        for name in wanted:
+            make_base(
+                client,
+                name,
+                known[name],
+                project.base_reference(name),
+                say=lambda line: out.print(line, markup=False, highlight=False),
+                force=force,
+            )
+
+    guarded(work)
+
+
+def main() -> None:
+    app()

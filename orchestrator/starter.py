@@ -1,0 +1,92 @@
+"""`rolecast init`: a starter spec written from the roles a project already has."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from .errors import UsageError
+from .spec import DEFAULT_SPEC_FILE
+
+
+def _dependencies(role_dir: Path) -> set[str]:
+    meta = role_dir / "meta" / "main.yml"
+    try:
+        data = yaml.safe_load(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return set()
+    deps = data.get("dependencies") if isinstance(data, dict) else None
+    names = set()
+    for dep in deps or []:
+        name = dep if isinstance(dep, str) else (dep or {}).get("role") or (dep or {}).get("name")
+        if isinstance(name, str):
+            names.add(name)
+    return names
+
+
+def starter_spec(root: Path) -> str:
+    """The text of a starter `rolecast.yml` for the project at `root`."""
+    roles_dir = root / "roles"
+    roles = sorted(p.name for p in roles_dir.iterdir() if p.is_dir()) if roles_dir.is_dir() else []
+    pulled_in: set[str] = set()
+    for name in roles:
+        pulled_in |= _dependencies(roles_dir / name)
+    top = [r for r in roles if r not in pulled_in] or roles
+    inventories = sorted(
+        p.relative_to(root).as_posix()
+        for p in (root / "inventories").glob("*")
+        if p.is_dir() or p.is_file()
+    )
+    image = re.sub(r"[^a-z0-9]+", "-", root.resolve().name.lower()).strip("-") or "image"
+    lines = [
+        "# Rolecast spec: `rolecast validate` checks it, `rolecast ls` lists the images.",
+        "version: 1",
+        "",
+        "defaults:",
+        "  base: debian-bookworm",
+        "  tags: [latest]",
+        "  connection: auto",
+        "",
+    ]
+    if inventories:
+        lines += [f"inventory: {inventories[0]}", ""]
+    else:
+        lines += ["# inventory: inventories/staging", ""]
+    lines += [
+        "bases:",
+        "  debian-bookworm:",
+        "    suite: bookworm",
+        "    variant: minbase",
+        "    include: [python3]",
+        "",
+        "images:",
+        f"  {image}:",
+    ]
+    if roles:
+        found = ", ".join(roles)
+        lines.append(f"    # roles found under roles/: {found}")
+        lines.append("    roles:")
+        lines += [f"      - {name}" for name in top]
+    else:
+        lines.append("    # no roles found under roles/; add some, or name a playbook:")
+        lines.append("    playbook: playbooks/site.yml")
+    lines += [
+        "    config:",
+        '      cmd: ["/bin/bash"]',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_starter(root: Path, file: Path | None, force: bool) -> Path:
+    target = file if file is not None else root / DEFAULT_SPEC_FILE
+    if not target.is_absolute():
+        target = root / target
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; pass --force to overwrite it")
+    if not (root / "roles").is_dir():
+        raise UsageError(f"no roles/ directory under {root}; run init at the project root (-C DIR)")
+    target.write_text(starter_spec(root), encoding="utf-8")
+    return target

@@ -1,0 +1,95 @@
+"""The programs and libraries Rolecast drives, and which versions of them are here."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from . import __version__
+from .errors import ToolMissingError
+from .runner import INSTALL_HINTS, capture
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def packer_version() -> tuple[int, ...] | None:
+    """Packer's version as numbers (1, 6, 6), or None when packer is not installed."""
+    if shutil.which("packer") is None:
+        return None
+    out = capture(["packer", "version"], timeout=20)
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out or "")
+    return tuple(int(p) for p in match.groups()) if match else None
+
+
+def docker_client(timeout: int = 60) -> Any:
+    """A Docker SDK client for DOCKER_HOST (or the default socket); ToolMissingError if none answers."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except DockerException as exc:
+        raise ToolMissingError(
+            "no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): start dockerd "
+            f"(see README, Setup); {str(exc).splitlines()[0][:200]}"
+        ) from None
+    return client
+
+
+def docker_engine_version() -> str | None:
+    try:
+        client = docker_client(timeout=5)
+    except ToolMissingError:
+        return None
+    try:
+        return str(client.version().get("Version"))
+    finally:
+        client.close()
+
+
+def require(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise ToolMissingError(INSTALL_HINTS.get(program, f"{program} is not installed"))
+    return path
+
+
+@dataclass(frozen=True)
+class Versions:
+    rolecast: str
+    ansible_core: str | None
+    mitogen: str | None
+    packer: str | None
+    docker_engine: str | None
+
+    def lines(self) -> list[str]:
+        def show(value: str | None) -> str:
+            return value or "not found"
+
+        return [
+            f"rolecast {self.rolecast}",
+            f"ansible-core {show(self.ansible_core)}",
+            f"mitogen {show(self.mitogen)}",
+            f"packer {show(self.packer)}",
+            f"docker engine {show(self.docker_engine)}",
+        ]
+
+
+def versions() -> Versions:
+    packer = packer_version()
+    return Versions(
+        rolecast=__version__,
+        ansible_core=package_version("ansible-core"),
+        mitogen=package_version("mitogen"),
+        packer=".".join(map(str, packer)) if packer else None,
+        docker_engine=docker_engine_version(),
+    )

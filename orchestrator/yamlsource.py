@@ -1,0 +1,168 @@
+"""YAML loading that remembers where every key and value stood, for errors a user can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Problem, SpecError
+
+Loc = tuple[str | int, ...]
+
+# A spec is a small file; anything far larger is a mistake or an attack.
+MAX_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+
+
+def format_path(loc: Loc) -> str:
+    """`('images', 'web', 'roles', 0)` -> `images.web.roles[0]`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass
+class YamlDocument:
+    """Parsed data plus the 1-based line/column of each key and value, by path."""
+
+    file: str
+    data: Any
+    value_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, loc: Loc, *, key: bool = False) -> tuple[int | None, int | None]:
+        """Where `loc` stands; falls back to the nearest enclosing node that exists."""
+        marks = self.key_marks if key else self.value_marks
+        if loc in marks:
+            return marks[loc]
+        if loc in self.key_marks:
+            return self.key_marks[loc]
+        for cut in range(len(loc) - 1, -1, -1):
+            prefix = loc[:cut]
+            if prefix in self.key_marks:
+                return self.key_marks[prefix]
+            if prefix in self.value_marks:
+                return self.value_marks[prefix]
+        return None, None
+
+    def problem(self, loc: Loc, message: str, *, key: bool = False) -> Problem:
+        line, col = self.position(loc, key=key)
+        return Problem(self.file, line, col, format_path(loc), message)
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.nodes = 0
+
+
+def _walk(
+    node: yaml.Node,
+    loc: Loc,
+    doc: YamlDocument,
+    problems: list[Problem],
+    budget: _Budget,
+) -> None:
+    budget.nodes += 1
+    if budget.nodes > MAX_NODES:
+        raise _TooBig
+    doc.value_marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                problems.append(
+                    Problem(
+                        doc.file,
+                        line,
+                        key_node.start_mark.column + 1,
+                        format_path((*loc, key)),
+                        f"duplicate key (first set on line {seen[key]}); keep one",
+                    )
+                )
+            seen[key] = line
+            child = (*loc, key)
+            doc.key_marks.setdefault(child, (line, key_node.start_mark.column + 1))
+            _walk(value_node, child, doc, problems, budget)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*loc, index), doc, problems, budget)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
+    """Load one YAML document; every failure is a SpecError that names file, line and column."""
+    name = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(
+            [Problem(name, None, None, "", "file not found; create it with `rolecast init`")]
+        ) from None
+    except OSError as exc:
+        raise SpecError([Problem(name, None, None, "", f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise SpecError(
+            [Problem(name, None, None, "", f"file is {len(raw)} bytes; a spec is at most 1 MiB")]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [Problem(name, None, None, "", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise SpecError([Problem(name, line, col, "", f"invalid YAML: {reason}")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem(name, None, None, "", f"invalid YAML: {exc}")]) from None
+    doc = YamlDocument(file=name, data=None)
+    if node is None:
+        return doc
+    problems: list[Problem] = []
+    try:
+        _walk(node, (), doc, problems, _Budget())
+    except _TooBig:
+        raise SpecError(
+            [Problem(name, 1, 1, "", f"more than {MAX_NODES} YAML nodes; is an alias exploding?")]
+        ) from None
+    if problems:
+        raise SpecError(problems)
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            doc.data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise SpecError(
+            [
+                Problem(
+                    name,
+                    mark.line + 1 if mark else None,
+                    mark.column + 1 if mark else None,
+                    "",
+                    f"invalid YAML: {exc.problem or exc.context}",
+                )
+            ]
+        ) from None
+    return doc

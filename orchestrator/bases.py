@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import BuildFailedError, RolecastError, ToolMissingError
-from .runner import CommandFailedError, run
+from .errors import BuildFailedError, CommandFailedError, RolecastError, ToolMissingError
+from .runner import run
 from .spec import BaseImage
 from .tools import require
 
@@ -39,9 +39,10 @@ def machine_mirror(suite: str, apt_dir: Path = APT_SOURCES) -> str | None:
     for path in files:
         for stanza in re.split(r"\n\s*\n", _read(path)):
             fields = _deb822(stanza)
-            if "deb" in fields.get("types", "").split() and suite in fields.get(
-                "suites", ""
-            ).split():
+            if (
+                "deb" in fields.get("types", "").split()
+                and suite in fields.get("suites", "").split()
+            ):
                 uris = fields.get("uris", "").split()
                 if uris:
                     return uris[0]

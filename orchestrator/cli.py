@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
 from .errors import ExitCode, RolecastError
 from .project import Project, load_project
 

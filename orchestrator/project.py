@@ -168,9 +168,7 @@ class _Roles:
             names.append(name)
         return tuple(names)
 
-    def closure(
-        self, names: list[str], on_missing: Any, trail: tuple[str, ...] = ()
-    ) -> list[Role]:
+    def closure(self, names: list[str], on_missing: Any, trail: tuple[str, ...] = ()) -> list[Role]:
         """Roles in the order Ansible runs them: dependencies first, each once."""
         out: list[Role] = []
         for name in names:
@@ -266,17 +264,17 @@ def resolve(loaded: LoadedSpec) -> Project:
                     )
                 )
             elif not REFERENCE_RE.match(parent):
-                problems.append(
-                    loaded.problem(where, f"{parent!r} is not a valid image reference")
-                )
+                problems.append(loaded.problem(where, f"{parent!r} is not a valid image reference"))
         graph.setdefault(name, set())
 
         closure: list[Role] = []
         if image.roles:
             for index, ref in enumerate(image.roles):
 
-                def report(message: str, index: int = index) -> None:
-                    problems.append(loaded.problem((*loc, "roles", index), message))
+                def report(
+                    message: str, at: tuple[str | int, ...] = (*loc, "roles", index)
+                ) -> None:
+                    problems.append(loaded.problem(at, message))
 
                 for role in finder.closure([ref.role], report):
                     if role not in closure:

@@ -1,4 +1,4 @@
-"""The one way Rolecast runs a program: logged argv, streamed lines, a time limit, a useful error."""
+"""The one way Rolecast runs a program: logged argv, streamed lines, a time limit, clear errors."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ INSTALL_HINTS = {
     "packer": "packer is not installed: see README, Setup (Debian: apt-get install packer)",
     "docker": "docker is not installed: see README, Setup (Debian: apt-get install docker.io)",
     "debootstrap": "debootstrap is not installed: see README, Setup (apt-get install debootstrap)",
-    "ansible-playbook": "ansible-playbook is not installed: reinstall rolecast (pip install rolecast)",
+    "ansible-playbook": "ansible-playbook is missing: reinstall rolecast (pip install rolecast)",
 }
 
 

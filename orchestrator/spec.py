@@ -32,7 +32,8 @@ Connection = Literal["auto", "mitogen", "docker", "proxy"]
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?)"
 REFERENCE_RE = re.compile(
     rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
@@ -127,7 +128,8 @@ class Defaults(Strict):
     def _registry(cls, value: str | None) -> str | None:
         if value is not None and not REGISTRY_RE.match(value.rstrip("/")):
             raise ValueError(
-                f"{value!r} is not a registry prefix; write HOST[:PORT][/PATH], e.g. localhost:5000/team"
+                f"{value!r} is not a registry prefix; "
+                "write HOST[:PORT][/PATH], e.g. localhost:5000/team"
             )
         return value.rstrip("/") if value else value
 
@@ -325,11 +327,7 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
             match = next(
-                (
-                    f
-                    for n, f in current.model_fields.items()
-                    if (f.alias or n) == part or n == part
-                ),
+                (f for n, f in current.model_fields.items() if (f.alias or n) == part or n == part),
                 None,
             )
             if match is None:
@@ -378,9 +376,7 @@ def _message(error: Any, loc: Loc) -> str:
 def _clean_loc(raw: tuple[Any, ...]) -> Loc:
     """Drop pydantic's internal markers (validator names, `[key]`) from a location."""
     return tuple(
-        p
-        for p in raw
-        if isinstance(p, int) or not (str(p).startswith("function-") or p == "[key]")
+        p for p in raw if isinstance(p, int) or not (str(p).startswith("function-") or p == "[key]")
     )
 
 

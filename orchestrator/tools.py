@@ -30,7 +30,7 @@ def packer_version() -> tuple[int, ...] | None:
 
 
 def docker_client(timeout: int = 60) -> Any:
-    """A Docker SDK client for DOCKER_HOST (or the default socket); ToolMissingError if none answers."""
+    """A Docker SDK client for DOCKER_HOST or the default socket; ToolMissingError if none."""
     import docker
     from docker.errors import DockerException
 

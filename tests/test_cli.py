@@ -1,0 +1,116 @@
+"""The command line: exit codes, --version, ls, init."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from orchestrator import __version__
+
+from .conftest import ROOT
+
+
+def test_version_lists_rolecast_and_every_tool(cli: Any) -> None:
+    result = cli("--version")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"rolecast {__version__}"
+    assert [line.split(" ")[0] for line in lines] == [
+        "rolecast",
+        "ansible-core",
+        "mitogen",
+        "packer",
+        "docker",
+    ]
+    import ansible.release
+
+    assert lines[1] == f"ansible-core {ansible.release.__version__}"
+
+
+def test_version_says_not_found_for_missing_tools(cli: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert "packer not found" in result.stdout
+    assert "docker engine not found" in result.stdout
+
+
+def test_ls_lists_images_in_build_order(cli: Any) -> None:
+    result = cli("ls")
+    assert result.exit_code == 0
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0] == ["IMAGE", "FROM", "ROLES", "TAGS"]
+    assert rows[1] == ["base", "debian-bookworm", "common", "localhost:5000/example/base:latest"]
+    assert rows[2][:3] == ["web", "base", "nginx"]
+
+
+def test_ls_json(cli: Any) -> None:
+    result = cli("ls", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert [d["name"] for d in data] == ["base", "web", "app"]
+    app = data[2]
+    assert app["from"] == "base"
+    assert app["from_kind"] == "image"
+    assert app["roles"] == ["app"]
+    assert app["roles_applied"] == ["python_runtime", "app"]
+    assert app["groups"] == ["appservers"]
+    assert app["tags"] == ["localhost:5000/example/app:latest"]
+
+
+def test_invalid_spec_fails_ls_too(cli: Any) -> None:
+    result = cli("-f", "tests/data/invalid/unknown-key.yml", "ls")
+    assert result.exit_code == 2
+    assert "unknown key 'confg'" in result.stderr
+
+
+def test_missing_directory_is_invalid_input(cli: Any) -> None:
+    result = cli("-C", "/nonexistent/project", "validate")
+    assert result.exit_code == 2
+    assert "no such directory" in result.stderr
+
+
+def test_unknown_command_is_invalid_input(cli: Any) -> None:
+    assert cli("frobnicate").exit_code == 2
+
+
+def test_init_writes_a_spec_that_validates(cli: Any, project_copy: Path) -> None:
+    (project_copy / "rolecast.yml").unlink()
+    result = cli("-C", str(project_copy), "init")
+    assert result.exit_code == 0, result.stderr
+    text = (project_copy / "rolecast.yml").read_text()
+    assert "# roles found under roles/: app, common, nginx, python_runtime" in text
+    # Roles that others pull in through meta dependencies are not listed twice.
+    assert "      - app\n      - nginx\n" in text
+    assert "inventory: inventories/production" in text
+    result = cli("-C", str(project_copy), "validate")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_init_refuses_to_overwrite(cli: Any, project_copy: Path) -> None:
+    before = (project_copy / "rolecast.yml").read_text()
+    result = cli("-C", str(project_copy), "init")
+    assert result.exit_code == 2
+    assert "already exists; pass --force" in result.stderr
+    assert (project_copy / "rolecast.yml").read_text() == before
+    assert cli("-C", str(project_copy), "init", "--force").exit_code == 0
+    assert (project_copy / "rolecast.yml").read_text() != before
+
+
+def test_init_needs_a_roles_directory(cli: Any, tmp_path: Path) -> None:
+    result = cli("-C", str(tmp_path), "init")
+    assert result.exit_code == 2
+    assert "no roles/ directory" in result.stderr
+
+
+def test_bases_unknown_name(cli: Any) -> None:
+    result = cli("bases", "ubuntu")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("unknown base ubuntu; bases in rolecast.yml: debian-bookworm")
+
+
+def test_spec_file_relative_to_root(cli: Any) -> None:
+    result = cli("-C", str(ROOT), "-f", "rolecast.yml", "validate")
+    assert result.exit_code == 0

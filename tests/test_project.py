@@ -1,0 +1,86 @@
+"""Resolving what each image consumes: role dependencies, parents, build order, selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import SpecError, UsageError
+from orchestrator.project import load_project
+
+from .conftest import ROOT
+
+
+def test_example_project_resolves_parents_roles_and_order() -> None:
+    project = load_project(ROOT)
+    assert project.order == ("base", "web", "app")
+    web = project.images["web"]
+    assert (web.parent_kind, web.parent) == ("image", "base")
+    # nginx depends on common in its meta/main.yml; Ansible runs dependencies first.
+    assert [r.name for r in web.role_closure] == ["common", "nginx"]
+    assert [r.name for r in project.images["app"].role_closure] == ["python_runtime", "app"]
+    assert project.images["base"].parent_kind == "base"
+    assert project.parent_reference(project.images["base"]) == "rolecast/debian-bookworm:bookworm"
+    assert project.parent_reference(web) == "localhost:5000/example/base:latest"
+    assert web.repository == "localhost:5000/example/web"
+
+
+def test_select_adds_the_images_an_image_is_built_from() -> None:
+    project = load_project(ROOT)
+    assert project.select(["app"]) == ["base", "app"]
+    assert project.select([]) == ["base", "web", "app"]
+
+
+def test_select_unknown_image_suggests_a_name() -> None:
+    project = load_project(ROOT)
+    with pytest.raises(UsageError, match=r"unknown image 'wbe' \(did you mean 'web'\?\)"):
+        project.select(["wbe"])
+
+
+def test_role_dependency_cycle_is_reported(tmp_path: Path) -> None:
+    for name, dep in (("one", "two"), ("two", "one")):
+        meta = tmp_path / "roles" / name / "meta"
+        meta.mkdir(parents=True)
+        (meta / "main.yml").write_text(f"dependencies:\n  - role: {dep}\n")
+    (tmp_path / "rolecast.yml").write_text(
+        "version: 1\nimages:\n  x:\n    from: debian:12\n    roles: [one]\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_project(tmp_path)
+    assert str(info.value) == (
+        "rolecast.yml:5:13 images.x.roles[0]: role dependency cycle: one -> two -> one"
+    )
+
+
+def test_meta_file_errors_name_the_meta_file(tmp_path: Path) -> None:
+    meta = tmp_path / "roles" / "bad" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "main.yml").write_text("dependencies: [\n")
+    (tmp_path / "rolecast.yml").write_text(
+        "version: 1\nimages:\n  x:\n    from: debian:12\n    roles: [bad]\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_project(tmp_path)
+    assert str(info.value).startswith("roles/bad/meta/main.yml:2:1: invalid YAML:")
+
+
+def test_image_without_from_needs_a_default_base(tmp_path: Path) -> None:
+    (tmp_path / "roles").mkdir()
+    (tmp_path / "rolecast.yml").write_text("version: 1\nimages:\n  x:\n    vars: {a: 1}\n")
+    with pytest.raises(SpecError) as info:
+        load_project(tmp_path)
+    assert str(info.value) == (
+        "rolecast.yml:4:5 images.x: no 'from:'; name a base image here or set defaults.base"
+    )
+
+
+def test_missing_roles_path_directory(tmp_path: Path) -> None:
+    (tmp_path / "rolecast.yml").write_text(
+        "version: 1\nroles_path: [ansible/roles]\nimages:\n  x: {from: 'debian:12'}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_project(tmp_path)
+    assert str(info.value) == (
+        "rolecast.yml:2:14 roles_path[0]: directory ansible/roles does not exist"
+    )

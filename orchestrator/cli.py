@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import ExitCode, RolecastError
+from .errors import ExitCode, InterruptedBuildError, RolecastError
 from .project import Project, load_project
 
 app = typer.Typer(
@@ -198,6 +198,88 @@ def bases(
             )
 
     guarded(work)
+
+
+@app.command("render")
+def render_command(
+    image: Annotated[str, typer.Argument(help="The image whose Packer template to print.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file instead.")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="The version tag templates see.")
+    ] = None,
+) -> None:
+    """Print the Packer template (HCL2 JSON syntax) that `rolecast build` runs for IMAGE."""
+    from .engine import BuildOptions, render_image
+
+    project = _project()
+    text = guarded(lambda: render_image(project, image, BuildOptions(version=version)))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}; run it with: packer build {output}", markup=False)
+
+
+@app.command()
+def build(
+    images: Annotated[
+        list[str] | None, typer.Argument(help="Images to build (default: all), with parents.")
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="Timestamped lines instead of a live display.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Stream Ansible's output.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    version: Annotated[
+        str | None, typer.Option("--version", help="The version tag templates see.")
+    ] = None,
+    connection: Annotated[
+        str | None,
+        typer.Option("--connection", help="Override the spec: auto, mitogen, docker or proxy."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds one image's build may take.")
+    ] = 7200.0,
+) -> None:
+    """Build images with Packer: render, run, commit, tag; in dependency order."""
+    import signal
+    import sys
+
+    from .engine import Builder, BuildOptions, BuildReport
+    from .errors import UsageError
+    from .progress import LiveProgress, PlainProgress, summary
+
+    project = _project()
+    if connection not in (None, "auto", "mitogen", "docker", "proxy"):
+        raise _fail(UsageError(f"--connection {connection}: use auto, mitogen, docker or proxy"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    options = BuildOptions(verbose=verbose, version=version, timeout=timeout, connection=connection)
+    shown = err if as_json else out
+    live = sys.stdout.isatty() and not plain and not as_json
+    display = LiveProgress(shown) if live else PlainProgress(shown)
+    report = BuildReport()
+    failure: RolecastError | None = None
+    with display:
+        try:
+            report = Builder(project, options, display).build(list(images or []))
+        except RolecastError as exc:
+            failure = exc
+            report = getattr(exc, "report", report)
+        except KeyboardInterrupt:
+            failure = InterruptedBuildError("interrupted")
+    if as_json:
+        payload = report.as_dict()
+        payload["error"] = str(failure) if failure else None
+        typer.echo(json.dumps(payload, indent=2))
+    elif report.images:
+        for table in summary(report):
+            out.print(table)
+    if failure is not None:
+        raise _fail(failure)
 
 
 def main() -> None:

@@ -82,7 +82,13 @@ def _name(name: str) -> str:
     return name
 
 
-StrValue = Annotated[str, BeforeValidator(_scalar_to_str)]
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line: `docker commit` cannot store a line break here")
+    return value
+
+
+LineValue = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_one_line)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Port = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_port)]
 Name = Annotated[str, AfterValidator(_name)]
@@ -111,7 +117,7 @@ def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
-Labels = Annotated[dict[str, StrValue], AfterValidator(_check_labels)]
+Labels = Annotated[dict[str, LineValue], AfterValidator(_check_labels)]
 
 
 class Defaults(Strict):
@@ -197,7 +203,7 @@ class ImageConfig(Strict):
 
     entrypoint: Command | None = None
     cmd: Command | None = None
-    env: dict[EnvName, StrValue] = Field(default_factory=dict)
+    env: dict[EnvName, LineValue] = Field(default_factory=dict)
     user: str | None = None
     workdir: str | None = None
     expose: list[Port] = Field(default_factory=list)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import re
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -93,3 +95,24 @@ def versions() -> Versions:
         packer=".".join(map(str, packer)) if packer else None,
         docker_engine=docker_engine_version(),
     )
+
+
+def mitogen_strategy_dir() -> Path | None:
+    """Where mitogen's Ansible strategy plugins are, when mitogen is installed."""
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "plugins" / "strategy"
+    return path if (path / "mitogen_linear.py").is_file() else None
+
+
+def community_docker_installed() -> bool:
+    """Whether the community.docker collection (its docker connection) can be loaded."""
+    try:
+        from ansible.collections.list import list_collection_dirs
+    except ImportError:  # pragma: no cover
+        return False
+    try:
+        return any(True for _ in list_collection_dirs(coll_filter="community.docker"))
+    except Exception:  # noqa: BLE001 - any failure means "not usable"
+        return False

@@ -1,0 +1,515 @@
+"""Running Packer for each image: prepare inputs, stream progress, clean up on every exit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, render
+from .bases import image_exists, make_base
+from .errors import (
+    BuildFailedError,
+    CommandFailedError,
+    CommandTimeoutError,
+    InterruptedBuildError,
+    ToolMissingError,
+    UsageError,
+)
+from .packer_output import BuildState, parse
+from .project import Project, ResolvedImage
+from .runner import run
+from .tags import GitInfo, git_info, resolve_tags
+from .tools import (
+    community_docker_installed,
+    docker_client,
+    mitogen_strategy_dir,
+    packer_version,
+    require,
+)
+
+STATE_DIR = ".rolecast"
+FINGERPRINT_PLACEHOLDER = "unset"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change in one image's build, for whatever shows progress."""
+
+    image: str
+    phase: str
+    message: str = ""
+    role: str | None = None
+    role_index: int | None = None
+    role_count: int | None = None
+    task: str | None = None
+    line: str | None = None
+
+
+@dataclass
+class TaskTiming:
+    image: str
+    role: str | None
+    task: str
+    seconds: float
+
+
+@dataclass
+class ImageResult:
+    name: str
+    result: str  # built | failed | skipped
+    tags: list[str] = field(default_factory=list)
+    image_id: str | None = None
+    size: int | None = None
+    seconds: float = 0.0
+    log: str | None = None
+    connection: str | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "result": self.result,
+            "tags": self.tags,
+            "image_id": self.image_id,
+            "size": self.size,
+            "seconds": round(self.seconds, 3),
+            "log": self.log,
+            "connection": self.connection,
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+@dataclass
+class BuildReport:
+    images: list[ImageResult] = field(default_factory=list)
+    tasks: list[TaskTiming] = field(default_factory=list)
+
+    def slowest(self, count: int = 5) -> list[TaskTiming]:
+        return sorted(self.tasks, key=lambda t: t.seconds, reverse=True)[:count]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "images": [i.as_dict() for i in self.images],
+            "slowest_tasks": [
+                {"image": t.image, "role": t.role, "task": t.task, "seconds": round(t.seconds, 3)}
+                for t in self.slowest()
+            ],
+        }
+
+
+@dataclass
+class BuildOptions:
+    verbose: bool = False
+    version: str | None = None
+    timeout: float = 7200.0
+    connection: str | None = None
+
+
+OnEvent = Callable[[Event], None]
+
+
+def choose_connection(wanted: str) -> tuple[str, Path | None]:
+    """The Ansible connection to use; `auto` takes the fastest one available here."""
+    strategy = mitogen_strategy_dir()
+    if wanted == "mitogen" and strategy is None:
+        raise ToolMissingError("connection mitogen: mitogen is not installed (pip install mitogen)")
+    if wanted == "docker" and not community_docker_installed():
+        raise ToolMissingError(
+            "connection docker: the community.docker collection is not installed "
+            "(ansible-galaxy collection install community.docker), or use connection: mitogen"
+        )
+    if wanted == "auto":
+        if strategy is not None:
+            return "mitogen", strategy
+        return ("docker", None) if community_docker_installed() else ("proxy", None)
+    return wanted, strategy if wanted == "mitogen" else None
+
+
+class Builder:
+    """Builds the images of one project, in dependency order, one Packer run each."""
+
+    def __init__(self, project: Project, options: BuildOptions, on_event: OnEvent) -> None:
+        self.project = project
+        self.options = options
+        self.on_event = on_event
+        self.root = project.root.resolve()
+        self.state = self.root / STATE_DIR
+        self.client: Any = None
+        self.packer: tuple[int, ...] = ()
+        self.git: GitInfo = GitInfo()
+        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        self._bases_done: set[str] = set()
+
+    # -- preparation -------------------------------------------------------------------
+
+    def check_tools(self) -> None:
+        require("packer")
+        version = packer_version()
+        if version is None:
+            raise ToolMissingError("packer does not report its version: reinstall it")
+        self.packer = version
+        self.client = docker_client()
+        self.git = git_info(self.root)
+
+    def resolved_tags(self, image: ResolvedImage) -> list[str]:
+        return resolve_tags(
+            list(image.tags),
+            version=self.options.version,
+            git=self.git,
+            now=self.now,
+            image=image.name,
+        )
+
+    def parent_reference(self, image: ResolvedImage) -> str:
+        if image.parent_kind == "image":
+            parent = self.project.images[image.parent]
+            return f"{parent.repository}:{self.resolved_tags(parent)[0]}"
+        if image.parent_kind == "base":
+            return self.project.base_reference(image.parent)
+        return image.parent
+
+    def ensure_parent(self, image: ResolvedImage, log: Path) -> str:
+        reference = self.parent_reference(image)
+        if image.parent_kind == "base" and image.parent not in self._bases_done:
+            make_base(
+                self.client,
+                image.parent,
+                self.project.bases[image.parent],
+                reference,
+                say=lambda text: self.emit(image.name, "base image", text),
+                log_file=log,
+            )
+            self._bases_done.add(image.parent)
+        if image_exists(self.client, reference):
+            return reference
+        if image.parent_kind == "image":
+            raise BuildFailedError(
+                f"image {image.name}: its parent {reference} does not exist; "
+                f"build {image.parent} first (rolecast build {image.parent})"
+            )
+        from docker.errors import DockerException
+
+        self.emit(image.name, "pulling parent image", reference)
+        try:
+            self.client.images.pull(reference)
+        except DockerException as exc:
+            reason = getattr(exc, "explanation", None) or str(exc).splitlines()[0]
+            raise BuildFailedError(
+                f"image {image.name}: base image {reference} is not present and cannot be "
+                f"pulled ({str(reason)[:200]}); load it with `docker load`, or define it "
+                "under `bases:` to make it with debootstrap"
+            ) from None
+        return reference
+
+    def parent_config(self, reference: str) -> render.ParentConfig:
+        config = self.client.images.get(reference).attrs.get("Config") or {}
+        return render.ParentConfig(
+            entrypoint=config.get("Entrypoint") or None,
+            cmd=config.get("Cmd") or None,
+            user=config.get("User") or "",
+        )
+
+    def labels(self, image: ResolvedImage, tags: list[str]) -> dict[str, str]:
+        spec = self.project.loaded.spec
+        labels: dict[str, str] = {
+            "org.opencontainers.image.title": image.name,
+            "org.opencontainers.image.version": self.options.version or tags[0],
+            "org.opencontainers.image.created": self.now.isoformat().replace("+00:00", "Z"),
+        }
+        if image.spec.description:
+            labels["org.opencontainers.image.description"] = image.spec.description
+        if self.git.sha:
+            labels["org.opencontainers.image.revision"] = self.git.sha
+        if self.git.remote:
+            labels["org.opencontainers.image.source"] = self.git.remote
+        labels |= {
+            "io.rolecast.version": __version__,
+            "io.rolecast.fingerprint": FINGERPRINT_PLACEHOLDER,
+            "io.rolecast.roles": ",".join(r.name for r in image.role_closure),
+        }
+        if image.playbook is not None:
+            labels["io.rolecast.playbook"] = str(image.playbook.relative_to(self.root))
+        labels |= dict(spec.defaults.labels)
+        labels |= dict(image.spec.labels)
+        labels |= dict(image.spec.config.labels)
+        return labels
+
+    def render_input(
+        self,
+        image: ResolvedImage,
+        *,
+        build_id: str,
+        parent: str,
+        parent_config: render.ParentConfig,
+        build_dir: Path,
+    ) -> render.RenderInput:
+        spec = self.project.loaded.spec
+        connection, strategy = choose_connection(
+            self.options.connection or image.spec.connection or spec.defaults.connection
+        )
+        tags = self.resolved_tags(image)
+        cfg = self.root / "ansible.cfg"
+        return render.RenderInput(
+            name=image.name,
+            parent=parent,
+            parent_is_local=True,
+            parent_config=parent_config,
+            config=image.spec.config,
+            labels=self.labels(image, tags),
+            repository=image.repository,
+            tags=tags,
+            build_id=build_id,
+            playbook=image.playbook or build_dir / "playbook.yml",
+            extra_vars_file=build_dir / "vars.json",
+            connection=connection,  # type: ignore[arg-type]
+            packer_version=self.packer,
+            groups=list(image.spec.groups),
+            inventory=self.project.inventory,
+            roles_paths=list(self.project.roles_paths),
+            ansible_config=cfg if cfg.is_file() else None,
+            mitogen_strategy_dir=strategy,
+            verbose=self.options.verbose,
+        )
+
+    def write_inputs(self, image: ResolvedImage, inp: render.RenderInput, build_dir: Path) -> Path:
+        """Write the template and what it reads into `.rolecast/build/<image>/`."""
+        build_dir.mkdir(parents=True, exist_ok=True)
+        if image.playbook is None:
+            alias = inp.host_alias or render.HOST_ALIAS_PREFIX + image.name
+            roles = [(r.role, dict(r.vars)) for r in image.roles]
+            (build_dir / "playbook.yml").write_text(
+                render.generated_playbook(image.name, alias, roles), encoding="utf-8"
+            )
+        extra_vars = {"image_build": True, **image.spec.vars}
+        (build_dir / "vars.json").write_text(json.dumps(extra_vars, indent=2), encoding="utf-8")
+        path = build_dir / "template.pkr.json"
+        path.write_text(render.dumps(render.template(inp)), encoding="utf-8")
+        return path
+
+    # -- running -----------------------------------------------------------------------
+
+    def emit(self, image: str, phase: str, message: str = "", **extra: Any) -> None:
+        self.on_event(Event(image=image, phase=phase, message=message, **extra))
+
+    def build(self, names: list[str]) -> BuildReport:
+        """Build the named images (and what they are built from) in order."""
+        order = self.project.select(names)
+        for name in order:
+            self.resolved_tags(self.project.images[name])  # bad tags fail before any work
+        self.check_tools()
+        report = BuildReport()
+        for name in order:
+            try:
+                self.build_one(self.project.images[name], report)
+            except BuildFailedError as exc:
+                report.images.append(ImageResult(name=name, result="failed", error=str(exc)))
+                for rest in order[order.index(name) + 1 :]:
+                    report.images.append(ImageResult(name=rest, result="skipped"))
+                exc.report = report  # type: ignore[attr-defined]
+                raise
+        return report
+
+    def build_one(self, image: ResolvedImage, report: BuildReport) -> ImageResult:
+        started = time.monotonic()
+        build_id = uuid.uuid4().hex[:12]
+        stamp = self.now.strftime("%Y%m%dT%H%M%SZ")
+        logs = self.state / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"{image.name}-{stamp}-{build_id}.log"
+        build_dir = self.state / "build" / image.name
+        self.emit(image.name, "starting", f"log: {self._rel(log)}")
+
+        parent = self.ensure_parent(image, log)
+        inp = self.render_input(
+            image,
+            build_id=build_id,
+            parent=parent,
+            parent_config=self.parent_config(parent),
+            build_dir=build_dir,
+        )
+        template = self.write_inputs(image, inp, build_dir)
+        state = BuildState()
+        role_names = [r.name for r in image.role_closure]
+        task_started: list[Any] = []
+
+        def close_task() -> None:
+            if task_started:
+                role, task, at = task_started.pop()
+                report.tasks.append(TaskTiming(image.name, role, task, time.monotonic() - at))
+
+        with log.open("a", encoding="utf-8") as sink:
+
+            def on_line(raw: str) -> None:
+                for line in parse(raw):
+                    if line.kind == "artifact":
+                        continue
+                    sink.write(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line.text}\n")
+                    phase = state.feed(line)
+                    if phase == "task":
+                        close_task()
+                        task_started.append((state.role, state.task, time.monotonic()))
+                        index = (
+                            role_names.index(state.role) + 1 if state.role in role_names else None
+                        )
+                        self.emit(
+                            image.name,
+                            "task",
+                            role=state.role,
+                            role_index=index,
+                            role_count=len(role_names) or None,
+                            task=state.task,
+                        )
+                    elif phase is not None:
+                        if phase != "ansible":
+                            close_task()
+                        self.emit(image.name, phase)
+                    elif line.text.startswith("rolecast: "):
+                        self.emit(image.name, "note", line.text[len("rolecast: ") :])
+                    if self.options.verbose and line.text.strip():
+                        self.emit(image.name, "output", line=line.text)
+
+            env = dict(os.environ)
+            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+            env["CHECKPOINT_DISABLE"] = "1"
+            env["PACKER_NO_COLOR"] = "1"
+            try:
+                run(
+                    ["packer", "build", "-machine-readable", template.name],
+                    timeout=self.options.timeout,
+                    on_line=on_line,
+                    env=env,
+                    cwd=build_dir,
+                    what=f"packer build of {image.name}",
+                )
+            except KeyboardInterrupt:
+                self._remove_leftovers(build_id, state)
+                raise InterruptedBuildError(
+                    f"build of {image.name} interrupted: its build container was removed "
+                    "and no tag was created or moved"
+                ) from None
+            except CommandTimeoutError as exc:
+                self._remove_leftovers(build_id, state)
+                raise BuildFailedError(
+                    f"image {image.name}: {exc}; log: {self._rel(log)}"
+                ) from None
+            except CommandFailedError:
+                self._remove_leftovers(build_id, state)
+                raise BuildFailedError(self._failure_message(image, state, log)) from None
+            finally:
+                close_task()
+        self._remove_leftovers(build_id, state, image_too=False)
+
+        tags = [f"{image.repository}:{t}" for t in inp.tags]
+        image_id = state.image_id
+        size = None
+        if image_id:
+            size = self.client.images.get(image_id).attrs.get("Size")
+        result = ImageResult(
+            name=image.name,
+            result="built",
+            tags=tags,
+            image_id=image_id,
+            size=size,
+            seconds=time.monotonic() - started,
+            log=self._rel(log),
+            connection=inp.connection,
+            notes=state.notes,
+        )
+        report.images.append(result)
+        self.emit(image.name, "done", f"{image_id[7:19] if image_id else '?'} {' '.join(tags)}")
+        return result
+
+    def _failure_message(self, image: ResolvedImage, state: BuildState, log: Path) -> str:
+        where = f"; log: {self._rel(log)}"
+        if state.failure is not None:
+            role = f"role {state.failure.role}, " if state.failure.role else ""
+            task = state.failure.task or "?"
+            return f"image {image.name}: {role}task '{task}' failed: {state.failure.message}{where}"
+        if state.ansible_error is not None:
+            return f"image {image.name}: ansible-playbook: {state.ansible_error}{where}"
+        errors = [e for e in state.packer_errors if not e.startswith("Build '")]
+        detail = errors[0] if errors else (state.packer_errors or ["packer build failed"])[-1]
+        return f"image {image.name}: packer: {detail}{where}"
+
+    def _remove_leftovers(self, build_id: str, state: BuildState, image_too: bool = True) -> None:
+        """No container of this build survives it; an untagged commit of a failed build neither."""
+        from docker.errors import DockerException
+
+        try:
+            for container in self.client.containers.list(
+                all=True, filters={"label": f"{render.BUILD_LABEL}={build_id}"}
+            ):
+                container.remove(force=True)
+            if image_too and state.image_id and not state.tagged:
+                self.client.images.remove(state.image_id, force=False, noprune=False)
+        except DockerException:
+            pass
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+
+def render_image(project: Project, name: str, options: BuildOptions) -> str:
+    """The template `rolecast build` would run for `name`, as text."""
+    if name not in project.images:
+        project.select([name])  # raises the "unknown image" error
+    builder = Builder(project, options, lambda event: None)
+    image = project.images[name]
+    builder.packer = packer_version() or (1, 6, 6)
+    builder.git = git_info(builder.root)
+    reference = builder.parent_reference(image)
+    build_dir = builder.state / "build" / name
+    parent_config = render.ParentConfig(cmd=["/bin/bash"])
+    try:
+        builder.client = docker_client(timeout=10)
+        if image_exists(builder.client, reference):
+            parent_config = builder.parent_config(reference)
+        elif image.parent_kind == "external":
+            raise UsageError(
+                f"image {name}: cannot read the config of {reference} (not present); "
+                "pull it first, so that ENTRYPOINT and CMD can be inherited"
+            )
+        else:
+            parent_config = _spec_parent_config(project, image)
+    except ToolMissingError:
+        parent_config = _spec_parent_config(project, image)
+    inp = builder.render_input(
+        image,
+        build_id="render",
+        parent=reference,
+        parent_config=parent_config,
+        build_dir=build_dir,
+    )
+    builder.write_inputs(image, inp, build_dir)
+    return render.dumps(render.template(inp))
+
+
+def _spec_parent_config(project: Project, image: ResolvedImage) -> render.ParentConfig:
+    """The parent's config as the spec will make it, for rendering before it is built."""
+    chain = []
+    current = image
+    while current.parent_kind == "image":
+        current = project.images[current.parent]
+        chain.append(current)
+    config = render.ParentConfig(cmd=["/bin/bash"])
+    for parent in reversed(chain):
+        c = parent.spec.config
+        config = render.ParentConfig(
+            entrypoint=c.entrypoint if c.entrypoint is not None else config.entrypoint,
+            cmd=c.cmd if c.cmd is not None else (None if c.entrypoint else config.cmd),
+            user=c.user if c.user is not None else config.user,
+        )
+    return config

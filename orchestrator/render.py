@@ -1,0 +1,334 @@
+"""What Packer gets: the template (HCL2 JSON syntax), the generated playbook, the scripts.
+
+Every function here is pure: same input, same output, no I/O. `rolecast render` prints
+exactly what `rolecast build` runs, and a user can run it by hand with `packer build`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .spec import ImageConfig
+
+ConnectionKind = Literal["mitogen", "docker", "proxy"]
+
+HOST_ALIAS_PREFIX = "rolecast-"
+# Packer bind-mounts its scratch directory into the build container. Mounting it over an
+# existing, empty directory leaves nothing in the committed image (a new /packer-files
+# mount point would be committed as an empty directory).
+CONTAINER_DIR = "/mnt"
+BOOTSTRAP_RECORD = f"{CONTAINER_DIR}/rolecast-bootstrap"
+BUILD_LABEL = "io.rolecast.build"
+IMAGE_LABEL = "io.rolecast.image"
+# OpenSSH 9 refuses Packer's RSA host key and its scp server without these.
+PROXY_SSH_ARGS = "-o HostKeyAlgorithms=+ssh-rsa -o PubkeyAcceptedKeyTypes=+ssh-rsa"
+PROXY_SCP_ARGS = "-O"
+
+
+@dataclass(frozen=True)
+class ParentConfig:
+    """The parts of the parent image's config that Packer's commit would otherwise clobber."""
+
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class RenderInput:
+    name: str
+    parent: str
+    parent_is_local: bool
+    parent_config: ParentConfig
+    config: ImageConfig
+    labels: dict[str, str]
+    repository: str
+    tags: list[str]
+    build_id: str
+    playbook: Path
+    extra_vars_file: Path
+    connection: ConnectionKind
+    packer_version: tuple[int, ...]
+    groups: list[str] = field(default_factory=list)
+    inventory: Path | None = None
+    roles_paths: list[Path] = field(default_factory=list)
+    ansible_config: Path | None = None
+    mitogen_strategy_dir: Path | None = None
+    host_alias: str = ""
+    verbose: bool = False
+
+
+def hcl_escape(text: str) -> str:
+    """Packer reads every JSON string as an HCL template: keep `${` and `%{` literal."""
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
+def dockerfile_quote(text: str) -> str:
+    """A double-quoted Dockerfile word: no variable expansion, quotes and backslashes kept."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def _effective_user(config: ImageConfig, parent: ParentConfig) -> tuple[str | None, bool]:
+    """(USER to commit or None to keep the parent's, whether the build must run as root)."""
+    parent_user = parent.user
+    runs_as_other = parent_user not in ("", "root", "0", "0:0", "root:root")
+    if config.user is not None:
+        return config.user, runs_as_other
+    if runs_as_other:
+        return parent_user, True
+    return None, False
+
+
+def changes(config: ImageConfig, parent: ParentConfig, labels: dict[str, str]) -> list[str]:
+    """Dockerfile instructions applied at commit. ENTRYPOINT and CMD are always explicit."""
+    out: list[str] = []
+    entrypoint = config.entrypoint if config.entrypoint is not None else parent.entrypoint
+    if entrypoint:
+        out.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
+    cmd = config.cmd if config.cmd is not None else parent.cmd
+    if config.entrypoint is not None and config.cmd is None:
+        cmd = None  # as in a Dockerfile: a new ENTRYPOINT drops the inherited CMD
+    out.append(f"CMD {json.dumps(cmd or [])}")
+    for key, value in config.env.items():
+        out.append(f"ENV {key}={dockerfile_quote(value)}")
+    user, _ = _effective_user(config, parent)
+    if user is not None:
+        out.append(f"USER {user}")
+    if config.workdir:
+        out.append(f"WORKDIR {dockerfile_quote(config.workdir)}")
+    for port in config.expose:
+        out.append(f"EXPOSE {port}")
+    if config.volumes:
+        out.append(f"VOLUME {json.dumps(config.volumes)}")
+    for key, value in sorted(labels.items()):
+        out.append(f"LABEL {dockerfile_quote(key)}={dockerfile_quote(value)}")
+    return out
+
+
+def run_command(inp: RenderInput) -> list[str]:
+    """`docker run` arguments: a shell that waits, labelled so Rolecast can always find it."""
+    config_entrypoint = (
+        inp.config.entrypoint if inp.config.entrypoint is not None else inp.parent_config.entrypoint
+    )
+    argv = ["-d", "-i", "-t"]
+    _, as_root = _effective_user(inp.config, inp.parent_config)
+    if as_root:
+        argv.append("--user=0")
+    # With no entrypoint wanted, run the shell as the command so that the committed
+    # config has none; `ENTRYPOINT []` at commit cannot clear one.
+    if inp.config.stopsignal:
+        # `docker commit --change` has no STOPSIGNAL; the container's own is committed.
+        argv.append(f"--stop-signal={inp.config.stopsignal}")
+    argv.append("--entrypoint=/bin/sh" if config_entrypoint else "--entrypoint=")
+    argv += [
+        "--label",
+        f"{BUILD_LABEL}={inp.build_id}",
+        "--label",
+        f"{IMAGE_LABEL}={inp.name}",
+        "--",
+        "{{.Image}}",
+    ]
+    if not config_entrypoint:
+        argv.append("/bin/sh")
+    return argv
+
+
+def bootstrap_script() -> list[str]:
+    """Install what Ansible needs (python3; python3-apt for the apt module), and say so."""
+    script = f"""
+set -e
+need=""
+if command -v apt-get >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || need="python3"
+  python3 -c 'import apt' >/dev/null 2>&1 || need="$need python3-apt"
+  if [ -n "$need" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $need >/dev/null
+  fi
+elif command -v dnf >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || {{ need="python3"; dnf install -y -q python3; }}
+elif command -v apk >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || {{ need="python3"; apk add --no-cache -q python3; }}
+elif ! command -v python3 >/dev/null 2>&1; then
+  echo "rolecast: no python3 in the image and no apt-get, dnf or apk to install it" >&2
+  exit 1
+fi
+echo "$need" > {BOOTSTRAP_RECORD}
+if [ -n "$need" ]; then echo "rolecast: installed for Ansible:$need"; fi
+"""
+    return script.strip().splitlines()
+
+
+def cleanup_script(config: ImageConfig) -> list[str]:
+    """Remove what the build left: Ansible's temp files, Rolecast's own packages, apt lists."""
+    lines = ["set -e"]
+    if not config.keep_ansible_deps:
+        lines += [
+            f"installed=$(cat {BOOTSTRAP_RECORD} 2>/dev/null || true)",
+            'if [ -n "$installed" ] && command -v apt-mark >/dev/null 2>&1; then',
+            "  apt-mark auto $installed >/dev/null",
+            "  DEBIAN_FRONTEND=noninteractive apt-get autoremove -y -qq --purge >/dev/null",
+            '  left=""',
+            "  for p in $installed; do",
+            '    dpkg -s $p >/dev/null 2>&1 && left="$left $p"',
+            "  done",
+            '  echo "rolecast: removed what only Ansible needed; kept:${left:- none}"',
+            "fi",
+        ]
+    lines += [
+        f"rm -f {BOOTSTRAP_RECORD}",
+        "for home in /root $(cut -d: -f6 /etc/passwd | sort -u); do",
+        '  [ -d "$home/.ansible" ] && rm -rf "$home/.ansible"',
+        "done",
+        "rm -rf /tmp/.ansible* /tmp/ansible* /var/tmp/.ansible* /var/tmp/ansible* /root/.cache/pip",
+    ]
+    if config.cleanup:
+        lines += [
+            "if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi",
+            "rm -rf /var/lib/apt/lists/* /tmp/* /var/tmp/*",
+        ]
+    lines.append("true")
+    return lines
+
+
+def ansible_env(inp: RenderInput) -> list[str]:
+    env = {
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_FORCE_COLOR": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+        "ANSIBLE_REMOTE_TMP": "/tmp/.ansible-rolecast",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+    }
+    if inp.ansible_config is not None:
+        env["ANSIBLE_CONFIG"] = str(inp.ansible_config)
+    if inp.roles_paths:
+        env["ANSIBLE_ROLES_PATH"] = ":".join(str(p) for p in inp.roles_paths)
+    if inp.connection == "mitogen":
+        assert inp.mitogen_strategy_dir is not None
+        env["ANSIBLE_STRATEGY_PLUGINS"] = str(inp.mitogen_strategy_dir)
+        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+    elif inp.connection == "docker":
+        env["ANSIBLE_PIPELINING"] = "True"
+    else:
+        env["ANSIBLE_SSH_EXTRA_ARGS"] = PROXY_SSH_ARGS
+        env["ANSIBLE_SCP_EXTRA_ARGS"] = PROXY_SCP_ARGS
+        env["ANSIBLE_SSH_TRANSFER_METHOD"] = "scp"
+    return [f"{key}={value}" for key, value in env.items()]
+
+
+def ansible_arguments(inp: RenderInput) -> list[str]:
+    args = ["--limit", inp.host_alias or HOST_ALIAS_PREFIX + inp.name]
+    if inp.inventory is not None:
+        # The project's inventory beside Packer's: its group_vars/host_vars apply to the
+        # groups the build host joins, exactly as for a VM of those groups.
+        args += ["-i", str(inp.inventory)]
+    args += ["-e", f"@{inp.extra_vars_file}"]
+    if inp.connection == "mitogen":
+        args += ["-e", "ansible_connection=docker", "-e", "ansible_host=${build.ID}"]
+    elif inp.connection == "docker":
+        args += [
+            "-e",
+            "ansible_connection=community.docker.docker",
+            "-e",
+            "ansible_host=${build.ID}",
+        ]
+    if inp.verbose:
+        args.append("-v")
+    return args
+
+
+def _hcl(value: Any) -> Any:
+    if isinstance(value, str):
+        return hcl_escape(value)
+    if isinstance(value, list):
+        return [_hcl(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _hcl(v) for k, v in value.items()}
+    return value
+
+
+def template(inp: RenderInput) -> dict[str, Any]:
+    """The Packer template for one image, as a dict to dump as `*.pkr.json`."""
+    alias = inp.host_alias or HOST_ALIAS_PREFIX + inp.name
+    source = _hcl(
+        {
+            "image": inp.parent,
+            "pull": not inp.parent_is_local,
+            "commit": True,
+            "container_dir": CONTAINER_DIR,
+            "run_command": run_command(inp),
+            "changes": changes(inp.config, inp.parent_config, inp.labels),
+        }
+    )
+    ansible: dict[str, Any] = {
+        "playbook_file": hcl_escape(str(inp.playbook)),
+        "host_alias": alias,
+        "user": "root",
+        "ansible_env_vars": _hcl(ansible_env(inp)),
+        "extra_arguments": [
+            a if a == "ansible_host=${build.ID}" else hcl_escape(a) for a in ansible_arguments(inp)
+        ],
+    }
+    if inp.groups:
+        ansible["groups"] = list(inp.groups)
+    if inp.connection != "proxy":
+        ansible["use_proxy"] = False
+    shell_common = {"remote_folder": CONTAINER_DIR}
+    build: dict[str, Any] = {
+        "name": inp.name,
+        "sources": [f"source.docker.{inp.name}"],
+        "provisioner": [
+            {"shell": {"inline": _hcl(bootstrap_script()), **shell_common}},
+            {"ansible": ansible},
+            {"shell": {"inline": _hcl(cleanup_script(inp.config)), **shell_common}},
+        ],
+        "post-processor": [{"docker-tag": {"repository": inp.repository, "tags": list(inp.tags)}}],
+    }
+    out: dict[str, Any] = {}
+    if inp.packer_version >= (1, 7):
+        out["packer"] = {
+            "required_plugins": {
+                "docker": {"version": ">= 1.0.0", "source": "github.com/hashicorp/docker"},
+                "ansible": {"version": ">= 1.0.0", "source": "github.com/hashicorp/ansible"},
+            }
+        }
+    out["source"] = {"docker": {inp.name: source}}
+    out["build"] = build
+    return out
+
+
+def generated_playbook(name: str, alias: str, roles: list[tuple[str, dict[str, Any]]]) -> str:
+    """The playbook that applies an image's roles, in order, each with its own vars."""
+    entries: list[dict[str, Any]] = []
+    for role, params in roles:
+        entry: dict[str, Any] = {"role": role}
+        if params:
+            entry["vars"] = params
+        entries.append(entry)
+    play = [
+        {
+            "name": f"rolecast: {name}",
+            "hosts": alias,
+            "gather_facts": True,
+            "roles": entries,
+        }
+    ]
+    header = f"# Generated by rolecast for image {name}; do not edit.\n"
+    return header + json.dumps(play, indent=2) + "\n"
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def shell_join(argv: list[str]) -> str:
+    return shlex.join(argv)

@@ -350,33 +350,29 @@ class Builder:
         with log.open("a", encoding="utf-8") as sink:
 
             def on_line(raw: str) -> None:
-                for line in parse(raw):
-                    if line.kind == "artifact":
-                        continue
-                    sink.write(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line.text}\n")
-                    phase = state.feed(line)
-                    if phase == "task":
+                line = parse(raw)
+                sink.write(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line.text}\n")
+                phase = state.feed(line)
+                if phase == "task":
+                    close_task()
+                    task_started.append((state.role, state.task, time.monotonic()))
+                    index = role_names.index(state.role) + 1 if state.role in role_names else None
+                    self.emit(
+                        image.name,
+                        "task",
+                        role=state.role,
+                        role_index=index,
+                        role_count=len(role_names) or None,
+                        task=state.task,
+                    )
+                elif phase is not None:
+                    if phase != "ansible":
                         close_task()
-                        task_started.append((state.role, state.task, time.monotonic()))
-                        index = (
-                            role_names.index(state.role) + 1 if state.role in role_names else None
-                        )
-                        self.emit(
-                            image.name,
-                            "task",
-                            role=state.role,
-                            role_index=index,
-                            role_count=len(role_names) or None,
-                            task=state.task,
-                        )
-                    elif phase is not None:
-                        if phase != "ansible":
-                            close_task()
-                        self.emit(image.name, phase)
-                    elif line.text.startswith("rolecast: "):
-                        self.emit(image.name, "note", line.text[len("rolecast: ") :])
-                    if self.options.verbose and line.text.strip():
-                        self.emit(image.name, "output", line=line.text)
+                    self.emit(image.name, phase)
+                elif line.text.startswith("rolecast: "):
+                    self.emit(image.name, "note", line.text[len("rolecast: ") :])
+                if self.options.verbose and line.text.strip():
+                    self.emit(image.name, "output", line=line.text)
 
             env = dict(os.environ)
             env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -384,7 +380,7 @@ class Builder:
             env["PACKER_NO_COLOR"] = "1"
             try:
                 run(
-                    ["packer", "build", "-machine-readable", template.name],
+                    ["packer", "build", "-color=false", template.name],
                     timeout=self.options.timeout,
                     on_line=on_line,
                     env=env,

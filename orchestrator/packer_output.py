@@ -1,4 +1,8 @@
-"""Reading `packer build -machine-readable`: phases, Ansible tasks, failures, the artifact."""
+"""Reading `packer build -color=false` output: phases, Ansible tasks, failures, the image.
+
+The human-readable stream is read rather than `-machine-readable`, which writes newlines as
+`\\n` and so cannot be told apart from the `\\n` escapes inside Ansible's JSON results.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +10,32 @@ import json
 import re
 from dataclasses import dataclass, field
 
-_PREFIX = re.compile(r"^\s*(?:==> |--> )?[A-Za-z0-9_.-]+(?: \([a-z0-9-]+\))?:(?: |$)")
+_PREFIX = re.compile(
+    r"^\s*(?:==> |--> )?[A-Za-z0-9_.-]*docker\.[A-Za-z0-9_.-]+(?: \([a-z0-9-]+\))?:(?: |$)"
+)
 _TASK = re.compile(r"^(TASK|RUNNING HANDLER) \[(?:(?P<role>[^:\]]+) : )?(?P<task>.*?)\] \**$")
 _FATAL = re.compile(r"^(?:fatal|failed): \[[^\]]+\]: (?:FAILED|UNREACHABLE)! => (?P<body>.*)$")
 _IMAGE_ID = re.compile(r"^Image ID: (sha256:[0-9a-f]{64})$")
-_ARTIFACT_ID = re.compile(r"^\d+,(?:id),(.*)$")
-
-
-def decode(text: str) -> str:
-    return text.replace("%!(PACKER_COMMA)", ",").replace("\\n", "\n").replace("\\r", "")
 
 
 @dataclass
 class Line:
-    """One line of what Packer said, without its machine-readable framing and build prefix."""
+    """One line of what Packer said, without its build prefix."""
 
-    kind: str  # say | message | error | raw
+    kind: str  # say (a `==>` line) | result (`-->`) | message
     text: str
 
 
-def parse(raw: str) -> list[Line]:
-    """Turn one machine-readable line into the text lines it carries."""
-    parts = raw.split(",", 3)
-    if len(parts) < 3 or not parts[0].isdigit():
-        return [Line("raw", raw)]
-    _, _target, kind = parts[:3]
-    rest = parts[3] if len(parts) > 3 else ""
-    if kind == "ui":
-        level, _, text = rest.partition(",")
-        return [Line(level, _PREFIX.sub("", t, count=1)) for t in decode(text).splitlines()]
-    if kind == "artifact":
-        return [Line("artifact", decode(rest))]
-    return []
+def parse(raw: str) -> Line:
+    stripped = raw.lstrip()
+    kind = (
+        "say"
+        if stripped.startswith("==>")
+        else "result"
+        if stripped.startswith("-->")
+        else "message"
+    )
+    return Line(kind, _PREFIX.sub("", raw, count=1))
 
 
 @dataclass
@@ -64,9 +62,7 @@ class BuildState:
     def feed(self, line: Line) -> str | None:
         """Update from one line; returns the new phase when the line starts one."""
         text = line.text.strip()
-        if line.kind == "artifact":
-            return None
-        if line.kind == "error" and text.startswith(("Build '", "Error:", "* ")):
+        if text.startswith(("Build '", "Error:", "* ")):
             self.packer_errors.append(text)
         if text.startswith("Stderr: ") and len(text) > len("Stderr: "):
             self.packer_errors.insert(0, text[len("Stderr: ") :])

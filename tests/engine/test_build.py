@@ -1,0 +1,222 @@
+"""Real builds through Packer and Docker, inspected from the outside."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import ROOT
+from .helpers import (
+    EDGE,
+    ROLECAST,
+    build_json,
+    copy_project,
+    http_get,
+    published_port,
+    remove_images,
+)
+
+pytestmark = pytest.mark.engine
+
+REGISTRY = "localhost:5000/example"
+
+
+@pytest.fixture(scope="module")
+def example_build(docker_engine: Any) -> dict[str, Any]:
+    """The example project built once, as the demo builds it."""
+    done, data = build_json(cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return data
+
+
+def run_in(client: Any, image: str, *command: str, user: str | None = None) -> str:
+    output = client.containers.run(
+        image, list(command), remove=True, network_disabled=True, entrypoint="", user=user
+    )
+    return str(output.decode())
+
+
+def test_every_example_image_is_built_and_tagged(
+    example_build: dict[str, Any], docker_engine: Any
+) -> None:
+    results = {i["name"]: i for i in example_build["images"]}
+    assert [i["name"] for i in example_build["images"]] == ["base", "web", "app"]
+    for name, item in results.items():
+        assert item["result"] == "built"
+        assert item["tags"] == [f"{REGISTRY}/{name}:latest"]
+        assert docker_engine.images.get(item["tags"][0]).id == item["image_id"]
+        assert item["connection"] == "mitogen"
+    assert 0 < len(example_build["slowest_tasks"]) <= 5
+    slowest = example_build["slowest_tasks"]
+    assert slowest == sorted(slowest, key=lambda t: -t["seconds"])
+
+
+def test_web_image_config_and_response(example_build: dict[str, Any], docker_engine: Any) -> None:
+    image = docker_engine.images.get(f"{REGISTRY}/web:latest")
+    config = image.attrs["Config"]
+    assert config["Cmd"] == ["nginx", "-g", "daemon off;"]
+    assert config["Entrypoint"] is None
+    assert config["ExposedPorts"] == {"80/tcp": {}}
+    assert config["StopSignal"] == "SIGQUIT"
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "web"
+    assert labels["org.opencontainers.image.vendor"] == "Example Ops"
+    assert labels["io.rolecast.roles"] == "common,nginx"
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+    # The staging inventory's group_vars reached the role.
+    conf = run_in(docker_engine, image.id, "cat", "/etc/nginx/nginx.conf")
+    assert "worker_processes 2;" in conf
+    container = docker_engine.containers.run(
+        image.id, detach=True, ports={"80/tcp": ("127.0.0.1", None)}
+    )
+    try:
+        body = http_get(f"http://127.0.0.1:{published_port(container, '80/tcp')}/")
+    finally:
+        container.remove(force=True)
+    assert "Example site (staging)" in body
+
+
+def test_app_image_config_and_response(example_build: dict[str, Any], docker_engine: Any) -> None:
+    image = docker_engine.images.get(f"{REGISTRY}/app:latest")
+    config = image.attrs["Config"]
+    assert config["User"] == "app"
+    assert config["WorkingDir"] == "/srv/app"
+    assert config["Cmd"] == [
+        "/opt/venv/bin/python",
+        "/srv/app/app.py",
+        "--config",
+        "/etc/app/app.json",
+    ]
+    assert 'APP_GREETING_NOTE=served by "app" in a container' in config["Env"]
+    assert "PYTHONUNBUFFERED=1" in config["Env"]
+    assert config["ExposedPorts"] == {"8080/tcp": {}}
+    assert config["Labels"]["com.example.team"] == "platform"
+    container = docker_engine.containers.run(
+        image.id, detach=True, ports={"8080/tcp": ("127.0.0.1", None)}
+    )
+    try:
+        body = http_get(f"http://127.0.0.1:{published_port(container, '8080/tcp')}/")
+    finally:
+        container.remove(force=True)
+    assert json.loads(body) == {"greeting": "hello from staging", "environment": "staging"}
+
+
+def test_nothing_of_the_build_is_left_in_the_images(
+    example_build: dict[str, Any], docker_engine: Any
+) -> None:
+    for name in ("base", "web", "app"):
+        image = f"{REGISTRY}/{name}:latest"
+        check = (
+            "test ! -e /packer-files"
+            ' && test -z "$(find /mnt /tmp /var/tmp -mindepth 1)"'
+            " && test ! -e /root/.ansible && test ! -e /srv/app/.ansible"
+            " && ! ls -d /tmp/.ansible* /root/.ansible* 2>/dev/null"
+            " && test -z \"$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v '^partial$' || true)\""
+            " && ! dpkg -s python3-apt >/dev/null 2>&1"
+            " && echo clean"
+        )
+        assert run_in(docker_engine, image, "sh", "-c", check, user="root") == "clean\n", name
+    history = docker_engine.images.get(f"{REGISTRY}/app:latest").history()
+    assert not [h for h in history if "playbook" in (h.get("CreatedBy") or "")]
+
+
+def test_no_build_container_survives(example_build: dict[str, Any], docker_engine: Any) -> None:
+    assert docker_engine.containers.list(all=True, filters={"label": "io.rolecast.build"}) == []
+
+
+@pytest.fixture
+def edge(tmp_path: Path, docker_engine: Any) -> Path:
+    return copy_project(EDGE, tmp_path / "edge")
+
+
+def test_env_and_labels_survive_exactly(edge: Path, docker_engine: Any) -> None:
+    remove_images(docker_engine, "rolecast-test/quoting:test")
+    done, _ = build_json("quoting", cwd=edge)
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = docker_engine.images.get("rolecast-test/quoting:test")
+    config = image.attrs["Config"]
+    assert 'GREETING=say "hi" to ${USER} and $HOME, ☃ \\o/' in config["Env"]
+    assert config["Labels"]["note"] == "${literal}"
+    assert config["Labels"]["quotes"] == 'it\'s "quoted"'
+    inside = run_in(docker_engine, image.id, "sh", "-c", 'printf %s "$GREETING"')
+    assert inside == 'say "hi" to ${USER} and $HOME, ☃ \\o/'
+    out = docker_engine.containers.run(image.id, remove=True, network_disabled=True)
+    assert out == b"marker written by ansible, image_build=True\n"
+
+
+def test_failing_role_names_the_task_and_moves_no_tag(edge: Path, docker_engine: Any) -> None:
+    base = docker_engine.images.get("rolecast/debian-bookworm:bookworm")
+    base.tag("rolecast-test/broken", "test")
+    remove_images(docker_engine, "rolecast-test/broken:fresh")
+    done = subprocess.run(
+        [ROLECAST, "build", "--plain", "broken"], cwd=edge, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "image broken: role broken_task, task 'Fail on purpose' failed: "
+        "this role fails on purpose; log: "
+    )
+    log = edge / last.rsplit("log: ", 1)[1]
+    assert "Fail on purpose" in log.read_text()
+    # The tag that existed keeps its image; the new one was never made.
+    assert docker_engine.images.get("rolecast-test/broken:test").id == base.id
+    assert not docker_engine.images.list(name="rolecast-test/broken:fresh")
+    assert (
+        docker_engine.containers.list(all=True, filters={"label": "io.rolecast.image=broken"}) == []
+    )
+
+
+def test_interrupted_build_leaves_no_container_and_no_tag(edge: Path, docker_engine: Any) -> None:
+    remove_images(docker_engine, "rolecast-test/slow:test")
+    proc = subprocess.Popen(
+        [ROLECAST, "build", "--plain", "slow"],
+        cwd=edge,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "Sleep for a long while" in line:
+            break
+    else:
+        proc.wait()
+        pytest.fail("the build ended before its slow task:\n" + "".join(seen))
+    running = docker_engine.containers.list(filters={"label": "io.rolecast.image=slow"})
+    assert len(running) == 1
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=120) == 130
+    assert "interrupted" in rest
+    assert (
+        docker_engine.containers.list(all=True, filters={"label": "io.rolecast.image=slow"}) == []
+    )
+    assert not docker_engine.images.list(name="rolecast-test/slow")
+
+
+def test_sigterm_is_handled_like_ctrl_c(edge: Path, docker_engine: Any) -> None:
+    proc = subprocess.Popen(
+        [ROLECAST, "build", "--plain", "slow"],
+        cwd=edge,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Sleep for a long while" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.stdout.read()
+    assert proc.wait(timeout=120) == 130
+    assert (
+        docker_engine.containers.list(all=True, filters={"label": "io.rolecast.image=slow"}) == []
+    )

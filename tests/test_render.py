@@ -1,0 +1,228 @@
+"""The Packer template and what goes with it, built by pure functions and compared whole."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from orchestrator import render
+from orchestrator.render import ParentConfig, RenderInput
+from orchestrator.spec import ImageConfig
+
+
+def make_input(**overrides: object) -> RenderInput:
+    base = RenderInput(
+        name="web",
+        parent="rolecast/debian-bookworm:bookworm",
+        parent_is_local=True,
+        parent_config=ParentConfig(cmd=["/bin/bash"]),
+        config=ImageConfig(),
+        labels={"org.opencontainers.image.title": "web"},
+        repository="localhost:5000/example/web",
+        tags=["latest", "1.0"],
+        build_id="b123",
+        playbook=Path("/p/.rolecast/build/web/playbook.yml"),
+        extra_vars_file=Path("/p/.rolecast/build/web/vars.json"),
+        connection="mitogen",
+        packer_version=(1, 6, 6),
+        groups=["webservers"],
+        inventory=Path("/p/inventories/staging"),
+        roles_paths=[Path("/p/roles")],
+        ansible_config=Path("/p/ansible.cfg"),
+        mitogen_strategy_dir=Path("/venv/ansible_mitogen/plugins/strategy"),
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def test_template_for_packer_1_6() -> None:
+    data = render.template(make_input())
+    assert "packer" not in data  # 1.6 has its plugins built in
+    source = data["source"]["docker"]["web"]
+    assert source["image"] == "rolecast/debian-bookworm:bookworm"
+    assert source["pull"] is False
+    assert source["commit"] is True
+    assert source["container_dir"] == "/mnt"
+    assert source["run_command"] == [
+        "-d",
+        "-i",
+        "-t",
+        "--entrypoint=",
+        "--label",
+        "io.rolecast.build=b123",
+        "--label",
+        "io.rolecast.image=web",
+        "--",
+        "{{.Image}}",
+        "/bin/sh",
+    ]
+    assert source["changes"] == [
+        'CMD ["/bin/bash"]',
+        'LABEL "org.opencontainers.image.title"="web"',
+    ]
+    build = data["build"]
+    assert build["sources"] == ["source.docker.web"]
+    kinds = [next(iter(p)) for p in build["provisioner"]]
+    assert kinds == ["shell", "ansible", "shell"]
+    ansible = build["provisioner"][1]["ansible"]
+    assert ansible["playbook_file"] == "/p/.rolecast/build/web/playbook.yml"
+    assert ansible["groups"] == ["webservers"]
+    assert ansible["host_alias"] == "rolecast-web"
+    assert ansible["use_proxy"] is False
+    assert ansible["extra_arguments"] == [
+        "--limit",
+        "rolecast-web",
+        "-i",
+        "/p/inventories/staging",
+        "-e",
+        "@/p/.rolecast/build/web/vars.json",
+        "-e",
+        "ansible_connection=docker",
+        "-e",
+        "ansible_host=${build.ID}",
+    ]
+    env = dict(e.split("=", 1) for e in ansible["ansible_env_vars"])
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
+    assert env["ANSIBLE_STRATEGY_PLUGINS"] == "/venv/ansible_mitogen/plugins/strategy"
+    assert env["ANSIBLE_ROLES_PATH"] == "/p/roles"
+    assert env["ANSIBLE_CONFIG"] == "/p/ansible.cfg"
+    assert build["post-processor"] == [
+        {"docker-tag": {"repository": "localhost:5000/example/web", "tags": ["latest", "1.0"]}}
+    ]
+
+
+def test_template_for_packer_1_7_declares_its_plugins() -> None:
+    data = render.template(make_input(packer_version=(1, 9, 4)))
+    assert data["packer"] == {
+        "required_plugins": {
+            "docker": {"version": ">= 1.0.0", "source": "github.com/hashicorp/docker"},
+            "ansible": {"version": ">= 1.0.0", "source": "github.com/hashicorp/ansible"},
+        }
+    }
+    assert list(data) == ["packer", "source", "build"]
+
+
+def test_proxy_connection_gets_openssh9_options() -> None:
+    data = render.template(make_input(connection="proxy", mitogen_strategy_dir=None))
+    ansible = data["build"]["provisioner"][1]["ansible"]
+    assert "use_proxy" not in ansible
+    env = dict(e.split("=", 1) for e in ansible["ansible_env_vars"])
+    assert env["ANSIBLE_SSH_EXTRA_ARGS"] == (
+        "-o HostKeyAlgorithms=+ssh-rsa -o PubkeyAcceptedKeyTypes=+ssh-rsa"
+    )
+    assert env["ANSIBLE_SCP_EXTRA_ARGS"] == "-O"
+    assert "ansible_connection=docker" not in ansible["extra_arguments"]
+
+
+def test_docker_connection_uses_community_docker_with_pipelining() -> None:
+    data = render.template(make_input(connection="docker", mitogen_strategy_dir=None))
+    ansible = data["build"]["provisioner"][1]["ansible"]
+    assert "ansible_connection=community.docker.docker" in ansible["extra_arguments"]
+    assert "ANSIBLE_PIPELINING=True" in ansible["ansible_env_vars"]
+
+
+def test_changes_quote_env_and_labels_for_docker_and_hcl() -> None:
+    config = ImageConfig.model_validate(
+        {
+            "env": {"GREETING": 'say "hi" to ${USER} and $HOME \\o/', "SNOW": "☃ ünïcode"},
+            "labels": {"note": "${literal}"},
+            "user": "app",
+            "workdir": "/srv/my app",
+            "expose": [8080, "53/udp"],
+            "volumes": ["/data"],
+            "entrypoint": ["/usr/bin/tini", "--"],
+            "cmd": ["python3", "-m", "http.server"],
+        }
+    )
+    changes = render.changes(config, ParentConfig(), dict(config.labels))
+    assert changes == [
+        'ENTRYPOINT ["/usr/bin/tini", "--"]',
+        'CMD ["python3", "-m", "http.server"]',
+        'ENV GREETING="say \\"hi\\" to \\${USER} and \\$HOME \\\\o/"',
+        'ENV SNOW="☃ ünïcode"',
+        "USER app",
+        'WORKDIR "/srv/my app"',
+        "EXPOSE 8080",
+        "EXPOSE 53/udp",
+        'VOLUME ["/data"]',
+        'LABEL "note"="\\${literal}"',
+    ]
+    # Packer reads the template as HCL: `${` must reach Docker as written.
+    source = render.template(make_input(config=config, labels=dict(config.labels)))
+    rendered = source["source"]["docker"]["web"]["changes"]
+    assert 'LABEL "note"="\\$${literal}"' in rendered
+
+
+def test_entrypoint_and_cmd_are_inherited_explicitly() -> None:
+    parent = ParentConfig(entrypoint=["/docker-entrypoint.sh"], cmd=["nginx"], user="")
+    assert render.changes(ImageConfig(), parent, {})[:2] == [
+        'ENTRYPOINT ["/docker-entrypoint.sh"]',
+        'CMD ["nginx"]',
+    ]
+    inp = make_input(parent_config=parent)
+    run = render.run_command(inp)
+    assert "--entrypoint=/bin/sh" in run
+    assert run[-1] == "{{.Image}}"
+
+
+def test_a_new_entrypoint_drops_the_inherited_cmd() -> None:
+    config = ImageConfig.model_validate({"entrypoint": ["/app"]})
+    parent = ParentConfig(cmd=["/bin/bash"])
+    assert render.changes(config, parent, {})[:2] == ['ENTRYPOINT ["/app"]', "CMD []"]
+
+
+def test_non_root_parent_is_built_as_root_and_keeps_its_user() -> None:
+    parent = ParentConfig(cmd=["/bin/bash"], user="app")
+    inp = make_input(parent_config=parent)
+    assert "--user=0" in render.run_command(inp)
+    assert "USER app" in render.changes(ImageConfig(), parent, {})
+    root_parent = ParentConfig(cmd=["/bin/bash"], user="")
+    assert "--user=0" not in render.run_command(make_input(parent_config=root_parent))
+    assert not [c for c in render.changes(ImageConfig(), root_parent, {}) if c.startswith("USER")]
+
+
+def test_stopsignal_is_set_on_the_build_container() -> None:
+    config = ImageConfig.model_validate({"stopsignal": "SIGQUIT"})
+    assert "--stop-signal=SIGQUIT" in render.run_command(make_input(config=config))
+
+
+def test_cleanup_script_follows_the_config() -> None:
+    default = "\n".join(render.cleanup_script(ImageConfig()))
+    assert "apt-get autoremove" in default
+    assert "rm -rf /var/lib/apt/lists/*" in default
+    keep = ImageConfig.model_validate({"keep_ansible_deps": True, "cleanup": False})
+    kept = "\n".join(render.cleanup_script(keep))
+    assert "autoremove" not in kept
+    assert "/var/lib/apt/lists" not in kept
+    assert '.ansible"' in kept
+
+
+@pytest.mark.parametrize(
+    "script", [render.bootstrap_script(), render.cleanup_script(ImageConfig())]
+)
+def test_scripts_are_valid_shell(script: list[str]) -> None:
+    done = subprocess.run(["sh", "-n"], input="\n".join(script), text=True, capture_output=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_generated_playbook_applies_roles_in_order_with_their_vars() -> None:
+    text = render.generated_playbook(
+        "app", "rolecast-app", [("python_runtime", {}), ("app", {"app_port": 9000})]
+    )
+    assert text.startswith("# Generated by rolecast for image app")
+    play = json.loads(text.split("\n", 1)[1])
+    assert play == [
+        {
+            "name": "rolecast: app",
+            "hosts": "rolecast-app",
+            "gather_facts": True,
+            "roles": [{"role": "python_runtime"}, {"role": "app", "vars": {"app_port": 9000}}],
+        }
+    ]
+
+
+def test_hcl_escape() -> None:
+    assert render.hcl_escape("a ${b} %{c} $d") == "a $${b} %%{c} $d"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -22,8 +23,9 @@ app = typer.Typer(
     help="Build immutable container images from Ansible roles, through Packer.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# A pipeline's log is not 80 columns wide: tables keep whole image names there.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 T = TypeVar("T")
 
@@ -247,7 +249,6 @@ def build(
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
     import signal
-    import sys
 
     from .engine import Builder, BuildOptions, BuildReport
     from .errors import UsageError

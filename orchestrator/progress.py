@@ -97,7 +97,7 @@ def size_text(size: int | None) -> str:
 def summary(report: BuildReport) -> list[Table]:
     images = Table(title="Images", box=None, header_style="bold", title_justify="left")
     for column in ("IMAGE", "TAGS", "IMAGE ID", "SIZE", "DURATION", "RESULT"):
-        images.add_column(column)
+        images.add_column(column, overflow="fold", min_width=len(column))
     for item in report.images:
         images.add_row(
             item.name,
@@ -112,7 +112,7 @@ def summary(report: BuildReport) -> list[Table]:
     if slowest:
         tasks = Table(title="Slowest tasks", box=None, header_style="bold", title_justify="left")
         for column in ("IMAGE", "ROLE", "TASK", "DURATION"):
-            tasks.add_column(column)
+            tasks.add_column(column, overflow="fold", min_width=len(column))
         for t in slowest:
             tasks.add_row(t.image, t.role or "-", t.task, f"{t.seconds:.1f}s")
         tables.append(tasks)

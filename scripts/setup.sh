@@ -33,6 +33,8 @@ command -v packer >/dev/null || missing+=(packer)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v curl >/dev/null || missing+=(curl)
+command -v ssh >/dev/null || missing+=(openssh-client) # for connection: proxy
+command -v tar >/dev/null || missing+=(tar)
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   apt_install "${missing[@]}"

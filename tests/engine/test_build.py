@@ -143,8 +143,8 @@ def test_env_and_labels_survive_exactly(edge: Path, docker_engine: Any) -> None:
     assert 'GREETING=say "hi" to ${USER} and $HOME, ☃ \\o/' in config["Env"]
     assert config["Labels"]["note"] == "${literal}"
     assert config["Labels"]["quotes"] == 'it\'s "quoted"'
-    inside = run_in(docker_engine, image.id, "sh", "-c", 'printf %s "$GREETING"')
-    assert inside == 'say "hi" to ${USER} and $HOME, ☃ \\o/'
+    inside = run_in(docker_engine, image.id, "sh", "-c", 'printf "%s\\n" "$GREETING"')
+    assert inside == 'say "hi" to ${USER} and $HOME, ☃ \\o/\n'
     out = docker_engine.containers.run(image.id, remove=True, network_disabled=True)
     assert out == b"marker written by ansible, image_build=True\n"
 

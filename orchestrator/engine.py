@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -25,7 +26,7 @@ from .errors import (
 )
 from .packer_output import BuildState, parse
 from .project import Project, ResolvedImage
-from .runner import run
+from .runner import INSTALL_HINTS, run
 from .tags import GitInfo, git_info, resolve_tags
 from .tools import (
     community_docker_installed,
@@ -118,6 +119,17 @@ class BuildOptions:
 OnEvent = Callable[[Event], None]
 
 
+def ansible_playbook() -> str:
+    """The ansible-playbook of this installation, so Packer runs the Ansible Rolecast has."""
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise ToolMissingError(INSTALL_HINTS["ansible-playbook"])
+    return found
+
+
 def choose_connection(wanted: str) -> tuple[str, Path | None]:
     """The Ansible connection to use; `auto` takes the fastest one available here."""
     strategy = mitogen_strategy_dir()
@@ -154,6 +166,7 @@ class Builder:
 
     def check_tools(self) -> None:
         require("packer")
+        require("docker")  # Packer's builder and the mitogen connection run the CLI
         version = packer_version()
         if version is None:
             raise ToolMissingError("packer does not report its version: reinstall it")
@@ -279,6 +292,7 @@ class Builder:
             ansible_config=cfg if cfg.is_file() else None,
             mitogen_strategy_dir=strategy,
             verbose=self.options.verbose,
+            ansible_playbook=ansible_playbook(),
         )
 
     def write_inputs(self, image: ResolvedImage, inp: render.RenderInput, build_dir: Path) -> Path:

@@ -58,11 +58,19 @@ class BuildState:
     ansible_error: str | None = None
     packer_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _error_lines: int = 0
 
     def feed(self, line: Line) -> str | None:
         """Update from one line; returns the new phase when the line starts one."""
         text = line.text.strip()
-        if text.startswith(("Build '", "Error:", "* ")):
+        if self._error_lines and text and text != "(source code not available)":
+            # Packer explains a template error on the lines after it: where, and why.
+            self.packer_errors[-1] += f"; {text.rstrip(':')}"
+            self._error_lines -= 1
+        if text.startswith("Error: "):
+            self.packer_errors.append(text)
+            self._error_lines = 2
+        elif text.startswith(("Build '", "* ")):
             self.packer_errors.append(text)
         if text.startswith("Stderr: ") and len(text) > len("Stderr: "):
             self.packer_errors.insert(0, text[len("Stderr: ") :])

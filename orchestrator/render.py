@@ -60,6 +60,7 @@ class RenderInput:
     mitogen_strategy_dir: Path | None = None
     host_alias: str = ""
     verbose: bool = False
+    ansible_playbook: str = "ansible-playbook"
 
 
 def hcl_escape(text: str) -> str:
@@ -271,6 +272,7 @@ def template(inp: RenderInput) -> dict[str, Any]:
     )
     ansible: dict[str, Any] = {
         "playbook_file": hcl_escape(str(inp.playbook)),
+        "command": hcl_escape(inp.ansible_playbook),
         "host_alias": alias,
         "user": "root",
         "ansible_env_vars": _hcl(ansible_env(inp)),

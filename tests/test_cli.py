@@ -114,3 +114,58 @@ def test_bases_unknown_name(cli: Any) -> None:
 def test_spec_file_relative_to_root(cli: Any) -> None:
     result = cli("-C", str(ROOT), "-f", "rolecast.yml", "validate")
     assert result.exit_code == 0
+
+
+def test_build_without_packer_exits_3(cli: Any, monkeypatch: Any, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = cli("build", "--plain", "base")
+    assert result.exit_code == 3
+    assert result.stderr.strip().endswith(
+        "packer is not installed: see README, Setup (Debian: apt-get install packer)"
+    )
+
+
+def test_build_without_an_engine_exits_3(cli: Any, monkeypatch: Any, tmp_path: Path) -> None:
+    fake = tmp_path / "packer"
+    fake.write_text("#!/bin/sh\necho 'Packer v1.6.6'\n")
+    fake.chmod(0o755)
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\nexit 0\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    result = cli("build", "--plain", "base")
+    assert result.exit_code == 3
+    assert "no Docker engine answers" in result.stderr
+
+
+def test_build_with_unresolvable_tag_template_exits_2(cli: Any, project_copy: Path) -> None:
+    spec = project_copy / "rolecast.yml"
+    spec.write_text(spec.read_text().replace("tags: [latest]", "tags: ['{{ version }}']"))
+    result = cli("-C", str(project_copy), "build", "--plain")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "image base: tag template '{{ version }}': 'version' is undefined; pass --version"
+    )
+
+
+def test_build_unknown_image_exits_2(cli: Any) -> None:
+    result = cli("build", "wbe")
+    assert result.exit_code == 2
+    assert "unknown image 'wbe' (did you mean 'web'?)" in result.stderr
+
+
+def test_render_prints_a_template(cli: Any, project_copy: Path) -> None:
+    result = cli("-C", str(project_copy), "render", "app")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    source = data["source"]["docker"]["app"]
+    assert source["image"] == "localhost:5000/example/base:latest"
+    assert (
+        'CMD ["/opt/venv/bin/python", "/srv/app/app.py", "--config", "/etc/app/app.json"]'
+        in source["changes"]
+    )
+    assert (project_copy / ".rolecast" / "build" / "app" / "playbook.yml").is_file()
+    assert json.loads((project_copy / ".rolecast/build/app/vars.json").read_text()) == {
+        "image_build": True
+    }

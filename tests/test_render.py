@@ -69,6 +69,7 @@ def test_template_for_packer_1_6() -> None:
     assert kinds == ["shell", "ansible", "shell"]
     ansible = build["provisioner"][1]["ansible"]
     assert ansible["playbook_file"] == "/p/.rolecast/build/web/playbook.yml"
+    assert ansible["command"] == "ansible-playbook"
     assert ansible["groups"] == ["webservers"]
     assert ansible["host_alias"] == "rolecast-web"
     assert ansible["use_proxy"] is False

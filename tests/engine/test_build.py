@@ -19,6 +19,7 @@ from .helpers import (
     http_get,
     published_port,
     remove_images,
+    rolecast,
 )
 
 pytestmark = pytest.mark.engine
@@ -219,4 +220,59 @@ def test_sigterm_is_handled_like_ctrl_c(edge: Path, docker_engine: Any) -> None:
     assert proc.wait(timeout=120) == 130
     assert (
         docker_engine.containers.list(all=True, filters={"label": "io.rolecast.image=slow"}) == []
+    )
+
+
+def test_rendered_template_passes_packer_validate(tmp_path: Path, docker_engine: Any) -> None:
+    project = copy_project(ROOT, tmp_path / "example")
+    out = tmp_path / "web.pkr.json"
+    done = rolecast("render", "web", "-o", str(out), cwd=project)
+    assert done.returncode == 0, done.stderr
+    check = subprocess.run(
+        ["packer", "validate", str(out)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_packer_template_error_exits_1_with_packers_line(
+    edge: Path, docker_engine: Any, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    from orchestrator import render
+
+    original = render.template
+
+    def broken(inp: Any) -> Any:
+        data = original(inp)
+        data["source"]["docker"][inp.name]["no_such_option"] = True
+        return data
+
+    monkeypatch.setattr(render, "template", broken)
+    result = cli("-C", str(edge), "build", "--plain", "quoting")
+    assert result.exit_code == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("image quoting: packer: ")
+    assert message.startswith(
+        "image quoting: packer: Error: Extraneous JSON object property; on template.pkr.json line "
+    )
+    assert 'No argument or block type is named "no_such_option"' in message
+    assert (
+        docker_engine.containers.list(all=True, filters={"label": "io.rolecast.image=quoting"})
+        == []
+    )
+
+
+def test_missing_unpullable_base_exits_1_naming_it(tmp_path: Path, docker_engine: Any) -> None:
+    project = tmp_path / "p"
+    (project / "roles").mkdir(parents=True)
+    (project / "rolecast.yml").write_text(
+        "version: 1\nimages:\n  x:\n    from: rolecast-test/no-such-base:1\n"
+    )
+    done = rolecast("build", "--plain", cwd=project)
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "image x: base image rolecast-test/no-such-base:1 is not present and cannot be pulled"
+        )
     )

@@ -1,0 +1,123 @@
+"""The engine's decisions, with Docker and Packer faked: parents, bases, connections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import engine
+from orchestrator.engine import Builder, BuildOptions, choose_connection
+from orchestrator.errors import BuildFailedError, ToolMissingError
+from orchestrator.packer_output import BuildState
+from orchestrator.project import load_project
+
+from .conftest import ROOT
+
+
+class FakeImages:
+    def __init__(self, present: set[str]) -> None:
+        self.present = present
+
+    def get(self, reference: str) -> Any:
+        from docker.errors import ImageNotFound
+
+        if reference not in self.present:
+            raise ImageNotFound(reference)
+        return type("Image", (), {"attrs": {"Config": {"Cmd": ["/bin/bash"]}}})()
+
+    def pull(self, reference: str) -> None:
+        from docker.errors import APIError
+
+        raise APIError("pull access denied", explanation="repository does not exist")
+
+
+class FakeClient:
+    def __init__(self, present: set[str]) -> None:
+        self.images = FakeImages(present)
+
+
+def builder(present: set[str]) -> Builder:
+    b = Builder(load_project(ROOT), BuildOptions(), lambda event: None)
+    b.client = FakeClient(present)
+    return b
+
+
+def test_a_base_is_made_once_for_all_its_children(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    made: list[str] = []
+
+    def fake_make_base(client: Any, name: str, *args: Any, **kwargs: Any) -> str:
+        made.append(name)
+        client.images.present.add("rolecast/debian-bookworm:bookworm")
+        return "made"
+
+    monkeypatch.setattr(engine, "make_base", fake_make_base)
+    b = builder(set())
+    project = b.project
+    image = project.images["base"]
+    assert b.ensure_parent(image, tmp_path / "log") == "rolecast/debian-bookworm:bookworm"
+    assert b.ensure_parent(image, tmp_path / "log") == "rolecast/debian-bookworm:bookworm"
+    assert made == ["debian-bookworm"]
+
+
+def test_a_missing_parent_image_of_the_file_says_to_build_it(tmp_path: Path) -> None:
+    b = builder(set())
+    with pytest.raises(BuildFailedError) as info:
+        b.ensure_parent(b.project.images["web"], tmp_path / "log")
+    assert str(info.value) == (
+        "image web: its parent localhost:5000/example/base:latest does not exist; "
+        "build base first (rolecast build base)"
+    )
+
+
+def test_an_unpullable_external_parent_is_named(tmp_path: Path) -> None:
+    spec = tmp_path / "rolecast.yml"
+    spec.write_text("version: 1\nimages:\n  x:\n    from: nowhere/nothing:1\n")
+    (tmp_path / "roles").mkdir()
+    b = Builder(load_project(tmp_path), BuildOptions(), lambda event: None)
+    b.client = FakeClient(set())
+    with pytest.raises(BuildFailedError) as info:
+        b.ensure_parent(b.project.images["x"], tmp_path / "log")
+    assert str(info.value).startswith(
+        "image x: base image nowhere/nothing:1 is not present and cannot be pulled "
+        "(repository does not exist)"
+    )
+
+
+def test_auto_connection_prefers_mitogen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "mitogen_strategy_dir", lambda: Path("/m"))
+    monkeypatch.setattr(engine, "community_docker_installed", lambda: True)
+    assert choose_connection("auto") == ("mitogen", Path("/m"))
+    monkeypatch.setattr(engine, "mitogen_strategy_dir", lambda: None)
+    assert choose_connection("auto") == ("docker", None)
+    monkeypatch.setattr(engine, "community_docker_installed", lambda: False)
+    assert choose_connection("auto") == ("proxy", None)
+    with pytest.raises(ToolMissingError, match="community.docker collection is not installed"):
+        choose_connection("docker")
+    with pytest.raises(ToolMissingError, match="mitogen is not installed"):
+        choose_connection("mitogen")
+
+
+def test_failure_message_prefers_the_failed_task_then_packers_own_line(tmp_path: Path) -> None:
+    b = builder(set())
+    image = b.project.images["web"]
+    log = tmp_path / "web.log"
+    state = BuildState(
+        packer_errors=["Build 'web.docker.web' errored after 1s", "Error: Unsupported argument"]
+    )
+    assert b._failure_message(image, state, log) == (
+        f"image web: packer: Error: Unsupported argument; log: {log}"
+    )
+
+
+def test_labels_layer_spec_values_over_rolecasts(monkeypatch: pytest.MonkeyPatch) -> None:
+    b = builder(set())
+    labels = b.labels(b.project.images["app"], ["latest"])
+    assert labels["org.opencontainers.image.title"] == "app"
+    assert labels["org.opencontainers.image.vendor"] == "Example Ops"
+    assert labels["com.example.team"] == "platform"
+    assert labels["io.rolecast.roles"] == "python_runtime,app"
+    assert labels["io.rolecast.fingerprint"] == "unset"

@@ -182,6 +182,7 @@ def _try_pull(client: Any, reference: str, say: Say) -> bool:
     try:
         client.api.pull(reference, stream=False)
     except DockerException as exc:
-        say(f"base {reference}: cannot pull ({str(exc).splitlines()[0][:160]})")
+        reason = getattr(exc, "explanation", None) or str(exc).splitlines()[0]
+        say(f"base {reference}: cannot pull ({str(reason)[:200]})")
         return False
     return image_exists(client, reference)

@@ -12,6 +12,14 @@ from orchestrator.project import load_project
 from .conftest import ROOT
 
 
+def spec_error(root: Path, spec: str) -> str:
+    """The SpecError text of resolving a project whose rolecast.yml is `spec`."""
+    (root / "rolecast.yml").write_text(spec)
+    with pytest.raises(SpecError) as info:
+        load_project(root)
+    return str(info.value)
+
+
 def test_example_project_resolves_parents_roles_and_order() -> None:
     project = load_project(ROOT)
     assert project.order == ("base", "web", "app")
@@ -43,12 +51,10 @@ def test_role_dependency_cycle_is_reported(tmp_path: Path) -> None:
         meta = tmp_path / "roles" / name / "meta"
         meta.mkdir(parents=True)
         (meta / "main.yml").write_text(f"dependencies:\n  - role: {dep}\n")
-    (tmp_path / "rolecast.yml").write_text(
-        "version: 1\nimages:\n  x:\n    from: debian:12\n    roles: [one]\n"
+    message = spec_error(
+        tmp_path, "version: 1\nimages:\n  x:\n    from: debian:12\n    roles: [one]\n"
     )
-    with pytest.raises(SpecError) as info:
-        load_project(tmp_path)
-    assert str(info.value) == (
+    assert message == (
         "rolecast.yml:5:13 images.x.roles[0]: role dependency cycle: one -> two -> one"
     )
 
@@ -57,30 +63,22 @@ def test_meta_file_errors_name_the_meta_file(tmp_path: Path) -> None:
     meta = tmp_path / "roles" / "bad" / "meta"
     meta.mkdir(parents=True)
     (meta / "main.yml").write_text("dependencies: [\n")
-    (tmp_path / "rolecast.yml").write_text(
-        "version: 1\nimages:\n  x:\n    from: debian:12\n    roles: [bad]\n"
+    message = spec_error(
+        tmp_path, "version: 1\nimages:\n  x:\n    from: debian:12\n    roles: [bad]\n"
     )
-    with pytest.raises(SpecError) as info:
-        load_project(tmp_path)
-    assert str(info.value).startswith("roles/bad/meta/main.yml:2:1: invalid YAML:")
+    assert message.startswith("roles/bad/meta/main.yml:2:1: invalid YAML:")
 
 
 def test_image_without_from_needs_a_default_base(tmp_path: Path) -> None:
     (tmp_path / "roles").mkdir()
-    (tmp_path / "rolecast.yml").write_text("version: 1\nimages:\n  x:\n    vars: {a: 1}\n")
-    with pytest.raises(SpecError) as info:
-        load_project(tmp_path)
-    assert str(info.value) == (
+    message = spec_error(tmp_path, "version: 1\nimages:\n  x:\n    vars: {a: 1}\n")
+    assert message == (
         "rolecast.yml:4:5 images.x: no 'from:'; name a base image here or set defaults.base"
     )
 
 
 def test_missing_roles_path_directory(tmp_path: Path) -> None:
-    (tmp_path / "rolecast.yml").write_text(
-        "version: 1\nroles_path: [ansible/roles]\nimages:\n  x: {from: 'debian:12'}\n"
+    message = spec_error(
+        tmp_path, "version: 1\nroles_path: [ansible/roles]\nimages:\n  x: {from: 'debian:12'}\n"
     )
-    with pytest.raises(SpecError) as info:
-        load_project(tmp_path)
-    assert str(info.value) == (
-        "rolecast.yml:2:14 roles_path[0]: directory ansible/roles does not exist"
-    )
+    assert message == ("rolecast.yml:2:14 roles_path[0]: directory ansible/roles does not exist")

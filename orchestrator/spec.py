@@ -293,7 +293,7 @@ class Spec(Strict):
     def _version(cls, value: Any) -> Any:
         if value != SPEC_VERSION or isinstance(value, bool):
             raise ValueError(
-                f"unsupported spec version {value!r}; this rolecast reads version {SPEC_VERSION}"
+                f"unsupported spec version {value}; this rolecast reads version {SPEC_VERSION}"
             )
         return value
 
@@ -367,7 +367,7 @@ def _message(error: Any, loc: Loc) -> str:
         return f"unknown key {key!r}; valid keys: {', '.join(known)}"
     if kind == "missing":
         return f"required key {loc[-1]!r} is missing"
-    msg = str(error["msg"])
+    msg = re.sub(r" or instance of \w+", "", str(error["msg"]))
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if kind.endswith("_type") or kind in ("dict_type", "list_type", "model_type"):

@@ -132,8 +132,18 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
         col = mark.column + 1 if mark else None
         reason = exc.problem or exc.context or "invalid YAML"
         raise SpecError([Problem(name, line, col, "", f"invalid YAML: {reason}")]) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character
+        shown = repr(chr(char)) if isinstance(char, int) else repr(char)
+        raise SpecError(
+            [Problem(name, line, col, "", f"invalid YAML: character {shown} not allowed")]
+        ) from None
     except yaml.YAMLError as exc:
-        raise SpecError([Problem(name, None, None, "", f"invalid YAML: {exc}")]) from None
+        reason = str(exc).splitlines()[0]
+        raise SpecError([Problem(name, None, None, "", f"invalid YAML: {reason}")]) from None
     doc = YamlDocument(file=name, data=None)
     if node is None:
         return doc

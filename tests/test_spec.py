@@ -146,3 +146,20 @@ def test_positions_point_at_keys_and_values(tmp_path: Path) -> None:
     assert doc.position(("top", "list", 0)) == (3, 7)
     # A path that is not in the file falls back to its nearest existing parent.
     assert doc.position(("top", "list", 1, "missing")) == (4, 7)
+
+
+def test_control_character_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "rolecast.yml"
+    path.write_text("version: 1\nimages:\n  w:\n    env: \x01\n")
+    with pytest.raises(SpecError) as info:
+        load_yaml(path, "rolecast.yml")
+    assert str(info.value) == "rolecast.yml:4:10: invalid YAML: character '\\x01' not allowed"
+
+
+def test_wrong_types_read_as_plain_words(tmp_path: Path) -> None:
+    (tmp_path / "rolecast.yml").write_text("version: 1\nimages: {web: null}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path)
+    assert str(info.value) == (
+        "rolecast.yml:2:15 images.web: input should be a valid dictionary, got nothing"
+    )

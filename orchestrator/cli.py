@@ -33,6 +33,7 @@ T = TypeVar("T")
 class State:
     root: Path = Path(".")
     file: Path | None = None
+    inventory: Path | None = None
 
 
 state = State()
@@ -56,7 +57,7 @@ def guarded(fn: Callable[[], T]) -> T:
 
 
 def _project() -> Project:
-    return guarded(lambda: load_project(state.root, state.file))
+    return guarded(lambda: load_project(state.root, state.file, state.inventory))
 
 
 def _version_callback(value: bool) -> None:
@@ -78,6 +79,10 @@ def main_options(
         Path,
         typer.Option("-C", "--directory", help="The project root (roles/, playbooks/, ...)."),
     ] = Path("."),
+    inventory: Annotated[
+        Path | None,
+        typer.Option("-i", "--inventory", help="Use this Ansible inventory instead of the spec's."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Say more.")] = False,
     version: Annotated[
         bool,
@@ -94,6 +99,7 @@ def main_options(
         raise typer.Exit(ExitCode.INVALID_INPUT)
     state.root = directory
     state.file = file
+    state.inventory = inventory
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(message)s",
@@ -246,11 +252,19 @@ def build(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds one image's build may take.")
     ] = 7200.0,
+    vault_password_file: Annotated[
+        list[Path] | None,
+        typer.Option("--vault-password-file", help="A file (or script) with a vault password."),
+    ] = None,
+    vault_id: Annotated[
+        list[str] | None,
+        typer.Option("--vault-id", help="A vault id, LABEL@FILE, as ansible-playbook takes it."),
+    ] = None,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
     import signal
 
-    from .engine import Builder, BuildOptions, BuildReport
+    from .engine import Builder, BuildOptions, BuildReport, vault_arguments
     from .errors import UsageError
     from .progress import LiveProgress, PlainProgress, summary
 
@@ -258,7 +272,14 @@ def build(
     if connection not in (None, "auto", "mitogen", "docker", "proxy"):
         raise _fail(UsageError(f"--connection {connection}: use auto, mitogen, docker or proxy"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    options = BuildOptions(verbose=verbose, version=version, timeout=timeout, connection=connection)
+    vault = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
+    options = BuildOptions(
+        verbose=verbose,
+        version=version,
+        timeout=timeout,
+        connection=connection,
+        vault_arguments=vault,
+    )
     shown = err if as_json else out
     live = sys.stdout.isatty() and not plain and not as_json
     display = LiveProgress(shown) if live else PlainProgress(shown)

@@ -114,6 +114,7 @@ class BuildOptions:
     version: str | None = None
     timeout: float = 7200.0
     connection: str | None = None
+    vault_arguments: tuple[str, ...] = ()
 
 
 OnEvent = Callable[[Event], None]
@@ -128,6 +129,28 @@ def ansible_playbook() -> str:
     if found is None:
         raise ToolMissingError(INSTALL_HINTS["ansible-playbook"])
     return found
+
+
+def vault_arguments(password_files: list[Path], vault_ids: list[str]) -> tuple[str, ...]:
+    """ansible-playbook arguments naming vault secrets by path; a missing file is bad input."""
+    args: list[str] = []
+    for path in password_files:
+        if not path.is_file():
+            raise UsageError(f"--vault-password-file {path}: no such file")
+        args.append(f"--vault-password-file={path.resolve()}")
+    for vault_id in vault_ids:
+        label, sep, source = vault_id.rpartition("@")
+        if not sep:
+            label, source = "", vault_id
+        if source == "prompt":
+            raise UsageError(
+                f"--vault-id {vault_id}: a build cannot prompt; give a password file or script"
+            )
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"--vault-id {vault_id}: no such file {source}")
+        args.append(f"--vault-id={label + '@' if label else ''}{path.resolve()}")
+    return tuple(args)
 
 
 def choose_connection(wanted: str) -> tuple[str, Path | None]:
@@ -235,7 +258,7 @@ class Builder:
     def labels(self, image: ResolvedImage, tags: list[str]) -> dict[str, str]:
         spec = self.project.loaded.spec
         labels: dict[str, str] = {
-            "org.opencontainers.image.title": image.name,
+            "org.opencontainers.image.title": image.spec_name,
             "org.opencontainers.image.version": self.options.version or tags[0],
             "org.opencontainers.image.created": self.now.isoformat().replace("+00:00", "Z"),
         }
@@ -250,6 +273,8 @@ class Builder:
             "io.rolecast.fingerprint": FINGERPRINT_PLACEHOLDER,
             "io.rolecast.roles": ",".join(r.name for r in image.role_closure),
         }
+        if image.variant is not None:
+            labels["io.rolecast.variant"] = image.variant
         if image.playbook is not None:
             labels["io.rolecast.playbook"] = str(image.playbook.relative_to(self.root))
         labels |= dict(spec.defaults.labels)
@@ -273,7 +298,7 @@ class Builder:
         tags = self.resolved_tags(image)
         cfg = self.root / "ansible.cfg"
         return render.RenderInput(
-            name=image.name,
+            name=image.slug,
             parent=parent,
             parent_is_local=True,
             parent_config=parent_config,
@@ -287,7 +312,9 @@ class Builder:
             connection=connection,  # type: ignore[arg-type]
             packer_version=self.packer,
             groups=list(image.spec.groups),
-            inventory=self.project.inventory,
+            inventory=image.inventory,
+            host_alias=image.host or render.HOST_ALIAS_PREFIX + image.slug,
+            vault_arguments=list(self.options.vault_arguments),
             roles_paths=list(self.project.roles_paths),
             ansible_config=cfg if cfg.is_file() else None,
             mitogen_strategy_dir=strategy,
@@ -299,7 +326,7 @@ class Builder:
         """Write the template and what it reads into `.rolecast/build/<image>/`."""
         build_dir.mkdir(parents=True, exist_ok=True)
         if image.playbook is None:
-            alias = inp.host_alias or render.HOST_ALIAS_PREFIX + image.name
+            alias = inp.host_alias
             roles = [(r.role, dict(r.vars)) for r in image.roles]
             (build_dir / "playbook.yml").write_text(
                 render.generated_playbook(image.name, alias, roles), encoding="utf-8"
@@ -339,8 +366,8 @@ class Builder:
         stamp = self.now.strftime("%Y%m%dT%H%M%SZ")
         logs = self.state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        log = logs / f"{image.name}-{stamp}-{build_id}.log"
-        build_dir = self.state / "build" / image.name
+        log = logs / f"{image.slug}-{stamp}-{build_id}.log"
+        build_dir = self.state / "build" / image.slug
         self.emit(image.name, "starting", f"log: {self._rel(log)}")
 
         parent = self.ensure_parent(image, log)
@@ -446,7 +473,10 @@ class Builder:
             task = state.failure.task or "?"
             return f"image {image.name}: {role}task '{task}' failed: {state.failure.message}{where}"
         if state.ansible_error is not None:
-            return f"image {image.name}: ansible-playbook: {state.ansible_error}{where}"
+            hint = ""
+            if "vault secret" in state.ansible_error:
+                hint = "; pass --vault-password-file or --vault-id"
+            return f"image {image.name}: ansible-playbook: {state.ansible_error}{hint}{where}"
         errors = [e for e in state.packer_errors if not e.startswith("Build '")]
         detail = errors[0] if errors else (state.packer_errors or ["packer build failed"])[-1]
         return f"image {image.name}: packer: {detail}{where}"
@@ -475,13 +505,16 @@ class Builder:
 def render_image(project: Project, name: str, options: BuildOptions) -> str:
     """The template `rolecast build` would run for `name`, as text."""
     if name not in project.images:
+        variants = [k for k, i in project.images.items() if i.spec_name == name]
+        if variants:
+            raise UsageError(f"image {name} has variants; render one: {', '.join(variants)}")
         project.select([name])  # raises the "unknown image" error
     builder = Builder(project, options, lambda event: None)
     image = project.images[name]
     builder.packer = packer_version() or (1, 6, 6)
     builder.git = git_info(builder.root)
     reference = builder.parent_reference(image)
-    build_dir = builder.state / "build" / name
+    build_dir = builder.state / "build" / image.slug
     parent_config = render.ParentConfig(cmd=["/bin/bash"])
     try:
         builder.client = docker_client(timeout=10)

@@ -89,9 +89,10 @@ class BuildState:
         if text.startswith("...ignoring"):
             self.failure = None
             return None
-        if text.startswith("ERROR! "):
-            self.ansible_error = text[len("ERROR! ") :]
-            return None
+        for marker in ("ERROR! ", "[ERROR]: "):
+            if text.startswith(marker) and self.ansible_error is None:
+                self.ansible_error = text[len(marker) :].rstrip(".")
+                return None
         match = _IMAGE_ID.match(text)
         if match:
             self.image_id = match.group(1)

@@ -26,9 +26,11 @@ class Role:
 
 @dataclass(frozen=True)
 class ResolvedImage:
-    """An image with every reference in it checked and resolved."""
+    """An image (or one variant of it) with every reference in it checked and resolved."""
 
-    name: str
+    name: str  # as the CLI and reports name it: `web`, or `web@staging` for a variant
+    spec_name: str  # the key under `images:`
+    variant: str | None
     spec: Image
     parent_kind: ParentKind
     parent: str
@@ -37,6 +39,13 @@ class ResolvedImage:
     roles: tuple[RoleRef, ...]
     role_closure: tuple[Role, ...]
     playbook: Path | None
+    inventory: Path | None
+    host: str | None
+
+    @property
+    def slug(self) -> str:
+        """A name safe for files, Packer sources and host names (`web--staging`)."""
+        return self.name.replace("@", "--")
 
 
 @dataclass(frozen=True)
@@ -65,23 +74,27 @@ class Project:
         return image.parent
 
     def select(self, names: list[str]) -> list[str]:
-        """The named images plus the images they are built from, in build order."""
+        """The named images (a spec name means all its variants) and their parents, in order."""
         from .errors import UsageError
 
-        unknown = [n for n in names if n not in self.images]
+        by_spec: dict[str, list[str]] = {}
+        for key, image in self.images.items():
+            by_spec.setdefault(image.spec_name, []).append(key)
+        unknown = [n for n in names if n not in self.images and n not in by_spec]
         if unknown:
+            known = list(dict.fromkeys([*by_spec, *self.images]))
             hints = []
             for name in unknown:
-                close = difflib.get_close_matches(name, list(self.images), n=1)
+                close = difflib.get_close_matches(name, known, n=1)
                 hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise UsageError(
                 f"unknown image {', '.join(hints)}; images in {self.loaded.doc.file}: "
-                f"{', '.join(self.images)}"
+                f"{', '.join(known)}"
             )
         if not names:
             return list(self.order)
         wanted: set[str] = set()
-        stack = list(names)
+        stack = [key for n in names for key in ([n] if n in self.images else by_spec[n])]
         while stack:
             name = stack.pop()
             if name in wanted:
@@ -190,156 +203,259 @@ class _Roles:
         return out
 
 
-def _inventory_groups(path: Path) -> set[str] | None:
-    """Group names as Ansible itself reads the inventory; None when Ansible cannot read it."""
-    try:
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
-    except ImportError:  # pragma: no cover - ansible-core is a dependency
-        return None
+@dataclass(frozen=True)
+class InventoryInfo:
+    groups: frozenset[str]
+    hosts: frozenset[str]
+
+
+def read_inventory(path: Path) -> InventoryInfo:
+    """Groups and hosts as Ansible itself reads the inventory (any format it reads)."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
     sink = io.StringIO()
     with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
         manager = InventoryManager(loader=DataLoader(), sources=[str(path)])
-    return set(manager.groups)
+    return InventoryInfo(
+        groups=frozenset(manager.groups), hosts=frozenset(h.name for h in manager.get_hosts())
+    )
 
 
-def resolve(loaded: LoadedSpec) -> Project:
-    """Check every reference in the spec against the project on disk; SpecError lists them all."""
-    spec = loaded.spec
-    root = loaded.root.resolve()
-    problems: list[Problem] = []
+def config_inventory(root: Path) -> Path | None:
+    """The inventory the project's ansible.cfg names, as ansible-playbook would use it."""
+    import configparser
 
-    roles_paths = tuple((root / p).resolve() for p in spec.roles_path)
-    for index, path in enumerate(roles_paths):
-        if not path.is_dir():
-            problems.append(
-                loaded.problem(
-                    ("roles_path", index), f"directory {_rel(path, root)} does not exist"
-                )
-            )
-    finder = _Roles(root, roles_paths)
-
-    inventory: Path | None = None
-    groups: set[str] | None = None
-    if spec.inventory is not None:
-        inventory = (root / spec.inventory).resolve()
-        if not inventory.exists():
-            problems.append(
-                loaded.problem(
-                    ("inventory",),
-                    f"inventory {spec.inventory} not found (looked in {_rel(inventory, root)})",
-                )
-            )
-            inventory = None
-        elif any(image.groups for image in spec.images.values()):
-            groups = _inventory_groups(inventory)
-
-    images: dict[str, ResolvedImage] = {}
-    graph: dict[str, set[str]] = {}
-    for name, image in spec.images.items():
-        loc: tuple[str | int, ...] = ("images", name)
-        parent = image.from_ or spec.defaults.base
-        kind: ParentKind = "external"
-        if parent is None:
-            problems.append(
-                loaded.problem(loc, "no 'from:'; name a base image here or set defaults.base")
-            )
-            parent = ""
-        elif parent == name:
-            problems.append(loaded.problem((*loc, "from"), f"{name!r} cannot be built from itself"))
-        elif parent in spec.images:
-            kind = "image"
-            graph.setdefault(name, set()).add(parent)
-        elif parent in spec.bases:
-            kind = "base"
-        else:
-            where = (*loc, "from") if image.from_ else ("defaults", "base")
-            close = difflib.get_close_matches(parent, [*spec.images, *spec.bases], n=1)
-            if close and ":" not in parent and "/" not in parent:
-                problems.append(
-                    loaded.problem(
-                        where,
-                        f"{parent!r} is not an image or base of this file; did you mean "
-                        f"{close[0]!r}? (write {parent}:TAG to use a registry image)",
-                    )
-                )
-            elif not REFERENCE_RE.match(parent):
-                problems.append(loaded.problem(where, f"{parent!r} is not a valid image reference"))
-        graph.setdefault(name, set())
-
-        closure: list[Role] = []
-        if image.roles:
-            for index, ref in enumerate(image.roles):
-
-                def report(
-                    message: str, at: tuple[str | int, ...] = (*loc, "roles", index)
-                ) -> None:
-                    problems.append(loaded.problem(at, message))
-
-                for role in finder.closure([ref.role], report):
-                    if role not in closure:
-                        closure.append(role)
-
-        playbook: Path | None = None
-        if image.playbook is not None:
-            playbook = (root / image.playbook).resolve()
-            if not playbook.is_file():
-                problems.append(
-                    loaded.problem(
-                        (*loc, "playbook"), f"playbook {image.playbook} not found (no such file)"
-                    )
-                )
-                playbook = None
-
-        if image.groups and groups is not None:
-            for index, group in enumerate(image.groups):
-                if group not in groups:
-                    close = difflib.get_close_matches(group, sorted(groups), n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
-                    problems.append(
-                        loaded.problem(
-                            (*loc, "groups", index),
-                            f"group {group!r} is not in inventory {spec.inventory}{hint}",
-                        )
-                    )
-
-        repo_name = image.name or name
-        registry = spec.defaults.registry
-        images[name] = ResolvedImage(
-            name=name,
-            spec=image,
-            parent_kind=kind,
-            parent=parent,
-            repository=f"{registry}/{repo_name}" if registry else repo_name,
-            tags=tuple(image.tags if image.tags is not None else spec.defaults.tags),
-            roles=tuple(image.roles),
-            role_closure=tuple(closure),
-            playbook=playbook,
-        )
-
-    problems.extend(finder.meta_problems)
-    order: tuple[str, ...] = ()
+    cfg = root / "ansible.cfg"
+    if not cfg.is_file():
+        return None
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
+        parser.read(cfg, encoding="utf-8")
+    except configparser.Error:
+        return None
+    value = parser.get("defaults", "inventory", fallback=None)
+    if not value:
+        return None
+    first = value.split(",")[0].strip()
+    path = (cfg.parent / Path(first).expanduser()).resolve()
+    return path if path.exists() else None
+
+
+class _Resolver:
+    """Checks one spec against the project on disk, collecting every problem."""
+
+    def __init__(self, loaded: LoadedSpec, inventory_override: Path | None) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.root = loaded.root.resolve()
+        self.problems: list[Problem] = []
+        self.roles_paths = tuple((self.root / p).resolve() for p in self.spec.roles_path)
+        for index, path in enumerate(self.roles_paths):
+            if not path.is_dir():
+                self.report(
+                    ("roles_path", index), f"directory {_rel(path, self.root)} does not exist"
+                )
+        self.finder = _Roles(self.root, self.roles_paths)
+        self._inventories: dict[Path, InventoryInfo | None] = {}
+        self.inventory = self._default_inventory(inventory_override)
+
+    def report(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(self.loaded.problem(loc, message))
+
+    def _default_inventory(self, override: Path | None) -> Path | None:
+        if override is not None:
+            path = override if override.is_absolute() else Path.cwd() / override
+            if not path.exists():
+                from .errors import UsageError
+
+                raise UsageError(f"-i {override}: no such inventory file or directory")
+            return path.resolve()
+        if self.spec.inventory is not None:
+            return self._inventory_path(self.spec.inventory, ("inventory",))
+        return config_inventory(self.root)
+
+    def _inventory_path(self, text: str, loc: tuple[str | int, ...]) -> Path | None:
+        path = (self.root / text).resolve()
+        if not path.exists():
+            self.report(loc, f"inventory {text} not found (looked in {_rel(path, self.root)})")
+            return None
+        return path
+
+    def inventory_info(self, path: Path) -> InventoryInfo | None:
+        if path not in self._inventories:
+            try:
+                self._inventories[path] = read_inventory(path)
+            except Exception:  # noqa: BLE001 - Ansible reports its own parse errors at build
+                self._inventories[path] = None
+        return self._inventories[path]
+
+    def parent_of(self, name: str, image: Image) -> tuple[ParentKind, str]:
+        loc: tuple[str | int, ...] = ("images", name)
+        parent = image.from_ or self.spec.defaults.base
+        if parent is None:
+            self.report(loc, "no 'from:'; name a base image here or set defaults.base")
+            return "external", ""
+        if parent == name:
+            self.report((*loc, "from"), f"{name!r} cannot be built from itself")
+            return "external", parent
+        if parent in self.spec.images:
+            return "image", parent
+        if parent in self.spec.bases:
+            return "base", parent
+        where = (*loc, "from") if image.from_ else ("defaults", "base")
+        close = difflib.get_close_matches(parent, [*self.spec.images, *self.spec.bases], n=1)
+        if close and ":" not in parent and "/" not in parent:
+            self.report(
+                where,
+                f"{parent!r} is not an image or base of this file; did you mean "
+                f"{close[0]!r}? (write {parent}:TAG to use a registry image)",
+            )
+        elif not REFERENCE_RE.match(parent):
+            self.report(where, f"{parent!r} is not a valid image reference")
+        return "external", parent
+
+    def closure(self, name: str, image: Image) -> list[Role]:
+        closure: list[Role] = []
+        for index, ref in enumerate(image.roles):
+
+            def report(
+                message: str, at: tuple[str | int, ...] = ("images", name, "roles", index)
+            ) -> None:
+                self.report(at, message)
+
+            for role in self.finder.closure([ref.role], report):
+                if role not in closure:
+                    closure.append(role)
+        return closure
+
+    def playbook(self, name: str, image: Image) -> Path | None:
+        if image.playbook is None:
+            return None
+        path = (self.root / image.playbook).resolve()
+        if not path.is_file():
+            self.report(
+                ("images", name, "playbook"), f"playbook {image.playbook} not found (no such file)"
+            )
+            return None
+        return path
+
+    def check_inventory_names(
+        self, name: str, image: Image, inventory: Path | None, shown: str
+    ) -> None:
+        if not (image.groups or image.host):
+            return
+        info = self.inventory_info(inventory) if inventory is not None else None
+        if info is None:
+            if image.host:
+                self.report(
+                    ("images", name, "host"),
+                    f"host {image.host!r} needs an inventory (inventory:, -i or ansible.cfg)",
+                )
+            return
+        for index, group in enumerate(image.groups):
+            if group not in info.groups:
+                close = difflib.get_close_matches(group, sorted(info.groups), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self.report(
+                    ("images", name, "groups", index),
+                    f"group {group!r} is not in inventory {shown}{hint}",
+                )
+        if image.host and image.host not in info.hosts:
+            close = difflib.get_close_matches(image.host, sorted(info.hosts), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.report(
+                ("images", name, "host"), f"host {image.host!r} is not in inventory {shown}{hint}"
+            )
+
+    def resolve(self) -> Project:
+        spec = self.spec
+        images: dict[str, ResolvedImage] = {}
+        graph: dict[str, set[str]] = {}
+        spec_graph: dict[str, set[str]] = {}
+        for name, image in spec.images.items():
+            kind, parent = self.parent_of(name, image)
+            spec_graph[name] = {parent} if kind == "image" else set()
+            closure = tuple(self.closure(name, image))
+            playbook = self.playbook(name, image)
+            repo_name = image.name or name
+            registry = spec.defaults.registry
+            templates = tuple(image.tags if image.tags is not None else spec.defaults.tags)
+            parent_variants = set(spec.images[parent].variants) if kind == "image" else set()
+            variants: list[tuple[str | None, Path | None, str]] = []
+            if image.variants:
+                for label, text in image.variants.items():
+                    path = self._inventory_path(text, ("images", name, "variants", label))
+                    variants.append((label, path, text))
+                    if kind == "image" and parent_variants and label not in parent_variants:
+                        self.report(
+                            ("images", name, "variants", label),
+                            f"{parent!r} has no variant {label!r}; give it the same variants",
+                        )
+            else:
+                if parent_variants:
+                    self.report(
+                        ("images", name, "from"),
+                        f"{parent!r} has variants ({', '.join(sorted(parent_variants))}); "
+                        f"give {name!r} the same variants",
+                    )
+                default_shown = spec.inventory or (
+                    _rel(self.inventory, self.root) if self.inventory else ""
+                )
+                variants.append((None, self.inventory, default_shown))
+            for variant, inventory, inventory_shown in variants:
+                self.check_inventory_names(name, image, inventory, inventory_shown)
+                key = f"{name}@{variant}" if variant else name
+                parent_key = parent
+                if kind == "image" and variant and variant in parent_variants:
+                    parent_key = f"{parent}@{variant}"
+                graph[key] = {parent_key} if kind == "image" else set()
+                images[key] = ResolvedImage(
+                    name=key,
+                    spec_name=name,
+                    variant=variant,
+                    spec=image,
+                    parent_kind=kind,
+                    parent=parent_key,
+                    repository=f"{registry}/{repo_name}" if registry else repo_name,
+                    tags=tuple(f"{t}-{variant}" for t in templates) if variant else templates,
+                    roles=tuple(image.roles),
+                    role_closure=closure,
+                    playbook=playbook,
+                    inventory=inventory,
+                    host=image.host,
+                )
+        self.problems.extend(self.finder.meta_problems)
+        self._check_cycles(spec_graph)
+        if self.problems:
+            self.problems.sort(
+                key=lambda p: (p.file != self.loaded.doc.file, p.line or 0, p.column or 0)
+            )
+            raise SpecError(self.problems)
         order = tuple(graphlib.TopologicalSorter(graph).static_order())
-    except graphlib.CycleError as exc:
-        cycle = list(reversed(exc.args[1]))[:-1]
-        start = min(cycle)
-        cycle = cycle[cycle.index(start) :] + cycle[: cycle.index(start)]
-        links = ", ".join(
-            f"{a} from {b}" if i else f"{a} is built from {b}"
-            for i, (a, b) in enumerate(zip(cycle, cycle[1:] + cycle[:1], strict=True))
-        )
-        problems.append(
-            loaded.problem(
+        return Project(self.root, self.loaded, self.roles_paths, self.inventory, images, order)
+
+    def _check_cycles(self, graph: dict[str, set[str]]) -> None:
+        try:
+            tuple(graphlib.TopologicalSorter(graph).static_order())
+        except graphlib.CycleError as exc:
+            cycle = list(reversed(exc.args[1]))[:-1]
+            start = min(cycle)
+            cycle = cycle[cycle.index(start) :] + cycle[: cycle.index(start)]
+            links = ", ".join(
+                f"{a} from {b}" if i else f"{a} is built from {b}"
+                for i, (a, b) in enumerate(zip(cycle, cycle[1:] + cycle[:1], strict=True))
+            )
+            self.report(
                 ("images", start, "from"),
                 f"'from:' cycle: {links}; one of these must start from a base image",
             )
-        )
-    if problems:
-        problems.sort(key=lambda p: (p.file != loaded.doc.file, p.line or 0, p.column or 0))
-        raise SpecError(problems)
-    return Project(root, loaded, roles_paths, inventory, images, order)
 
 
-def load_project(root: Path, file: Path | None = None) -> Project:
-    return resolve(load_spec(root, file))
+def resolve(loaded: LoadedSpec, inventory: Path | None = None) -> Project:
+    """Check every reference in the spec against the project on disk; SpecError lists them all."""
+    return _Resolver(loaded, inventory).resolve()
+
+
+def load_project(root: Path, file: Path | None = None, inventory: Path | None = None) -> Project:
+    return resolve(load_spec(root, file), inventory)

@@ -61,6 +61,7 @@ class RenderInput:
     host_alias: str = ""
     verbose: bool = False
     ansible_playbook: str = "ansible-playbook"
+    vault_arguments: list[str] = field(default_factory=list)
 
 
 def hcl_escape(text: str) -> str:
@@ -233,14 +234,21 @@ def ansible_arguments(inp: RenderInput) -> list[str]:
         # groups the build host joins, exactly as for a VM of those groups.
         args += ["-i", str(inp.inventory)]
     args += ["-e", f"@{inp.extra_vars_file}"]
-    if inp.connection == "mitogen":
-        args += ["-e", "ansible_connection=docker", "-e", "ansible_host=${build.ID}"]
-    elif inp.connection == "docker":
+    # Paths only: the vault password itself is read by ansible-playbook, never by us.
+    args += inp.vault_arguments
+    if inp.connection in ("mitogen", "docker"):
+        plugin = "docker" if inp.connection == "mitogen" else "community.docker.docker"
+        # Extra vars win over an inventory host's own connection settings (a VM's
+        # address, its SSH user, its interpreter path), which mean nothing here.
         args += [
             "-e",
-            "ansible_connection=community.docker.docker",
+            f"ansible_connection={plugin}",
             "-e",
             "ansible_host=${build.ID}",
+            "-e",
+            "ansible_user=root",
+            "-e",
+            "ansible_python_interpreter=auto_silent",
         ]
     if inp.verbose:
         args.append("-v")

@@ -258,6 +258,8 @@ class Image(Strict):
     config: ImageConfig = Field(default_factory=ImageConfig)
     connection: Connection | None = None
     push: bool = False
+    host: str | None = None
+    variants: dict[Name, str] = Field(default_factory=dict)
 
     @field_validator("tags")
     @classmethod

@@ -43,15 +43,16 @@ def test_ls_lists_images_in_build_order(cli: Any) -> None:
     rows = [line.split() for line in result.stdout.splitlines()]
     assert rows[0] == ["IMAGE", "FROM", "ROLES", "TAGS"]
     assert rows[1] == ["base", "debian-bookworm", "common", "localhost:5000/example/base:latest"]
-    assert rows[2][:3] == ["web", "base", "nginx"]
+    assert rows[2] == ["web@staging", "base", "nginx", "localhost:5000/example/web:latest-staging"]
+    assert rows[3][0] == "web@production"
 
 
 def test_ls_json(cli: Any) -> None:
     result = cli("ls", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert [d["name"] for d in data] == ["base", "web", "app"]
-    app = data[2]
+    assert [d["name"] for d in data] == ["base", "web@staging", "web@production", "app"]
+    app = data[3]
     assert app["from"] == "base"
     assert app["from_kind"] == "image"
     assert app["roles"] == ["app"]

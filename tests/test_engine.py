@@ -66,9 +66,9 @@ def test_a_base_is_made_once_for_all_its_children(
 def test_a_missing_parent_image_of_the_file_says_to_build_it(tmp_path: Path) -> None:
     b = builder(set())
     with pytest.raises(BuildFailedError) as info:
-        b.ensure_parent(b.project.images["web"], tmp_path / "log")
+        b.ensure_parent(b.project.images["app"], tmp_path / "log")
     assert str(info.value) == (
-        "image web: its parent localhost:5000/example/base:latest does not exist; "
+        "image app: its parent localhost:5000/example/base:latest does not exist; "
         "build base first (rolecast build base)"
     )
 
@@ -103,13 +103,13 @@ def test_auto_connection_prefers_mitogen(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_failure_message_prefers_the_failed_task_then_packers_own_line(tmp_path: Path) -> None:
     b = builder(set())
-    image = b.project.images["web"]
+    image = b.project.images["web@staging"]
     log = tmp_path / "web.log"
     state = BuildState(
         packer_errors=["Build 'web.docker.web' errored after 1s", "Error: Unsupported argument"]
     )
     assert b._failure_message(image, state, log) == (
-        f"image web: packer: Error: Unsupported argument; log: {log}"
+        f"image web@staging: packer: Error: Unsupported argument; log: {log}"
     )
 
 

@@ -102,3 +102,10 @@ def test_commit_error_keeps_dockers_reason() -> None:
         "Build 'web.docker.web' errored after 1 second: Error committing container",
     )
     assert state.packer_errors[0] == "Error response from daemon: bad change"
+
+
+def test_ansible_errors_in_both_styles() -> None:
+    for line in ("ERROR! the role 'x' was not found", "[ERROR]: the role 'x' was not found"):
+        state = BuildState()
+        feed(state, f"    b.docker.b: {line}")
+        assert state.ansible_error == "the role 'x' was not found"

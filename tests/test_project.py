@@ -22,8 +22,8 @@ def spec_error(root: Path, spec: str) -> str:
 
 def test_example_project_resolves_parents_roles_and_order() -> None:
     project = load_project(ROOT)
-    assert project.order == ("base", "web", "app")
-    web = project.images["web"]
+    assert project.order == ("base", "web@staging", "web@production", "app")
+    web = project.images["web@staging"]
     assert (web.parent_kind, web.parent) == ("image", "base")
     # nginx depends on common in its meta/main.yml; Ansible runs dependencies first.
     assert [r.name for r in web.role_closure] == ["common", "nginx"]
@@ -32,12 +32,21 @@ def test_example_project_resolves_parents_roles_and_order() -> None:
     assert project.parent_reference(project.images["base"]) == "rolecast/debian-bookworm:bookworm"
     assert project.parent_reference(web) == "localhost:5000/example/base:latest"
     assert web.repository == "localhost:5000/example/web"
+    assert web.tags == ("latest-staging",)
+    assert web.inventory == ROOT / "inventories" / "staging"
+    production = project.images["web@production"]
+    assert production.inventory == ROOT / "inventories" / "production"
+    assert production.slug == "web--production"
+    assert project.images["app"].inventory == ROOT / "inventories" / "staging"
 
 
 def test_select_adds_the_images_an_image_is_built_from() -> None:
     project = load_project(ROOT)
     assert project.select(["app"]) == ["base", "app"]
-    assert project.select([]) == ["base", "web", "app"]
+    assert project.select([]) == ["base", "web@staging", "web@production", "app"]
+    # A spec name means all its variants; a variant can be named alone.
+    assert project.select(["web"]) == ["base", "web@staging", "web@production"]
+    assert project.select(["web@production"]) == ["base", "web@production"]
 
 
 def test_select_unknown_image_suggests_a_name() -> None:
@@ -82,3 +91,67 @@ def test_missing_roles_path_directory(tmp_path: Path) -> None:
         tmp_path, "version: 1\nroles_path: [ansible/roles]\nimages:\n  x: {from: 'debian:12'}\n"
     )
     assert message == ("rolecast.yml:2:14 roles_path[0]: directory ansible/roles does not exist")
+
+
+def project_with(tmp_path: Path, spec: str) -> Path:
+    (tmp_path / "roles" / "r" / "tasks").mkdir(parents=True)
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "hosts").write_text("[web]\nweb1 ansible_host=10.0.0.1\n")
+    (tmp_path / "inv2").mkdir()
+    (tmp_path / "inv2" / "hosts").write_text("[web]\nweb2\n")
+    (tmp_path / "rolecast.yml").write_text(spec)
+    return tmp_path
+
+
+def test_variant_needs_the_parents_variant(tmp_path: Path) -> None:
+    project_with(tmp_path, "")
+    message = spec_error(
+        tmp_path,
+        "version: 1\nimages:\n"
+        "  a:\n    from: debian:12\n    variants: {s: inv}\n"
+        "  b:\n    from: a\n    variants: {s: inv, p: inv2}\n"
+        "  c:\n    from: a\n",
+    )
+    assert message.splitlines() == [
+        "rolecast.yml:8:27 images.b.variants.p: 'a' has no variant 'p'; give it the same variants",
+        "rolecast.yml:10:11 images.c.from: 'a' has variants (s); give 'c' the same variants",
+    ]
+
+
+def test_variant_parents_pair_by_name(tmp_path: Path) -> None:
+    project_with(
+        tmp_path,
+        "version: 1\nimages:\n"
+        "  a:\n    from: debian:12\n    variants: {s: inv, p: inv2}\n"
+        "  b:\n    from: a\n    variants: {s: inv, p: inv2}\n"
+        "    tags: [v1]\n",
+    )
+    project = load_project(tmp_path)
+    assert project.images["b@p"].parent == "a@p"
+    assert project.images["b@p"].tags == ("v1-p",)
+    assert project.images["b@s"].inventory == tmp_path.resolve() / "inv"
+
+
+def test_host_must_be_in_the_inventory(tmp_path: Path) -> None:
+    project_with(tmp_path, "")
+    message = spec_error(
+        tmp_path,
+        "version: 1\ninventory: inv\nimages:\n  a:\n    from: debian:12\n    host: web11\n",
+    )
+    assert message == (
+        "rolecast.yml:6:11 images.a.host: host 'web11' is not in inventory inv; "
+        "did you mean 'web1'?"
+    )
+
+
+def test_inventory_comes_from_cli_then_spec_then_ansible_cfg(tmp_path: Path) -> None:
+    project_with(tmp_path, "version: 1\nimages:\n  a:\n    from: debian:12\n    groups: [web]\n")
+    assert load_project(tmp_path).inventory is None
+    (tmp_path / "ansible.cfg").write_text("[defaults]\ninventory = ./inv2\n")
+    assert load_project(tmp_path).inventory == tmp_path.resolve() / "inv2"
+    spec = tmp_path / "rolecast.yml"
+    spec.write_text("version: 1\ninventory: inv\nimages:\n  a:\n    from: debian:12\n")
+    assert load_project(tmp_path).inventory == tmp_path.resolve() / "inv"
+    assert load_project(tmp_path, inventory=tmp_path / "inv2").inventory == (
+        tmp_path.resolve() / "inv2"
+    )

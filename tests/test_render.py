@@ -84,6 +84,10 @@ def test_template_for_packer_1_6() -> None:
         "ansible_connection=docker",
         "-e",
         "ansible_host=${build.ID}",
+        "-e",
+        "ansible_user=root",
+        "-e",
+        "ansible_python_interpreter=auto_silent",
     ]
     env = dict(e.split("=", 1) for e in ansible["ansible_env_vars"])
     assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
@@ -227,3 +231,9 @@ def test_generated_playbook_applies_roles_in_order_with_their_vars() -> None:
 
 def test_hcl_escape() -> None:
     assert render.hcl_escape("a ${b} %{c} $d") == "a $${b} %%{c} $d"
+
+
+def test_vault_arguments_pass_paths_only() -> None:
+    inp = make_input(vault_arguments=["--vault-password-file=/secrets/vault.txt"])
+    args = render.template(inp)["build"]["provisioner"][1]["ansible"]["extra_arguments"]
+    assert "--vault-password-file=/secrets/vault.txt" in args

@@ -46,7 +46,9 @@ def test_valid_spec_exits_0(cli: Any, path: Path) -> None:
 def test_example_project_validates(cli: Any) -> None:
     result = cli("validate")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip() == "rolecast.yml: ok (3 images: base, web, app)"
+    assert result.stdout.strip() == (
+        "rolecast.yml: ok (4 images: base, web@staging, web@production, app)"
+    )
 
 
 def test_full_spec_values_are_normalised() -> None:

@@ -46,10 +46,12 @@ def test_every_example_image_is_built_and_tagged(
     example_build: dict[str, Any], docker_engine: Any
 ) -> None:
     results = {i["name"]: i for i in example_build["images"]}
-    assert [i["name"] for i in example_build["images"]] == ["base", "web", "app"]
+    assert list(results) == ["base", "web@staging", "web@production", "app"]
     for name, item in results.items():
+        repository, _, variant = name.partition("@")
+        tag = f"latest-{variant}" if variant else "latest"
         assert item["result"] == "built"
-        assert item["tags"] == [f"{REGISTRY}/{name}:latest"]
+        assert item["tags"] == [f"{REGISTRY}/{repository}:{tag}"]
         assert docker_engine.images.get(item["tags"][0]).id == item["image_id"]
         assert item["connection"] == "mitogen"
     assert 0 < len(example_build["slowest_tasks"]) <= 5
@@ -58,7 +60,7 @@ def test_every_example_image_is_built_and_tagged(
 
 
 def test_web_image_config_and_response(example_build: dict[str, Any], docker_engine: Any) -> None:
-    image = docker_engine.images.get(f"{REGISTRY}/web:latest")
+    image = docker_engine.images.get(f"{REGISTRY}/web:latest-staging")
     config = image.attrs["Config"]
     assert config["Cmd"] == ["nginx", "-g", "daemon off;"]
     assert config["Entrypoint"] is None
@@ -68,6 +70,7 @@ def test_web_image_config_and_response(example_build: dict[str, Any], docker_eng
     assert labels["org.opencontainers.image.title"] == "web"
     assert labels["org.opencontainers.image.vendor"] == "Example Ops"
     assert labels["io.rolecast.roles"] == "common,nginx"
+    assert labels["io.rolecast.variant"] == "staging"
     assert labels["org.opencontainers.image.created"].endswith("Z")
     # The staging inventory's group_vars reached the role.
     conf = run_in(docker_engine, image.id, "cat", "/etc/nginx/nginx.conf")
@@ -110,8 +113,8 @@ def test_app_image_config_and_response(example_build: dict[str, Any], docker_eng
 def test_nothing_of_the_build_is_left_in_the_images(
     example_build: dict[str, Any], docker_engine: Any
 ) -> None:
-    for name in ("base", "web", "app"):
-        image = f"{REGISTRY}/{name}:latest"
+    for name in ("base:latest", "web:latest-staging", "web:latest-production", "app:latest"):
+        image = f"{REGISTRY}/{name}"
         check = (
             "test ! -e /packer-files"
             ' && test -z "$(find /mnt /tmp /var/tmp -mindepth 1)"'
@@ -128,6 +131,39 @@ def test_nothing_of_the_build_is_left_in_the_images(
 
 def test_no_build_container_survives(example_build: dict[str, Any], docker_engine: Any) -> None:
     assert docker_engine.containers.list(all=True, filters={"label": "io.rolecast.build"}) == []
+
+
+def test_variants_differ_exactly_in_their_inventory_values(
+    example_build: dict[str, Any], docker_engine: Any
+) -> None:
+    def files(tag: str) -> dict[str, set[str]]:
+        image = f"{REGISTRY}/web:{tag}"
+        return {
+            path: set(run_in(docker_engine, image, "cat", path).splitlines())
+            for path in ("/etc/nginx/nginx.conf", "/var/www/site/index.html")
+        }
+
+    staging, production = files("latest-staging"), files("latest-production")
+    conf = "/etc/nginx/nginx.conf"
+    assert staging[conf] - production[conf] == {
+        "worker_processes 2;",
+        "    worker_connections 512;",
+    }
+    assert production[conf] - staging[conf] == {
+        "worker_processes 4;",
+        "    worker_connections 2048;",
+    }
+    page = "/var/www/site/index.html"
+    assert staging[page] - production[page] == {
+        "<head><title>Example site (staging)</title></head>",
+        "<h1>Example site (staging)</h1>",
+        "<p>environment: staging</p>",
+    }
+    assert production[page] - staging[page] == {
+        "<head><title>Example site</title></head>",
+        "<h1>Example site</h1>",
+        "<p>environment: production</p>",
+    }
 
 
 @pytest.fixture
@@ -259,3 +295,61 @@ def test_missing_unpullable_base_exits_1_naming_it(tmp_path: Path, docker_engine
             "image x: base image rolecast-test/no-such-base:1 is not present and cannot be pulled"
         )
     )
+
+
+def test_inventory_host_and_vaulted_variable(
+    edge: Path, tmp_path: Path, docker_engine: Any
+) -> None:
+    import secrets as random_secrets
+
+    secret = f"vaulted-{random_secrets.token_hex(8)}"
+    password = tmp_path / "vault-password"
+    password.write_text(f"pw-{random_secrets.token_hex(8)}\n")
+    vault_file = edge / "inventory" / "group_vars" / "all" / "vault.yml"
+    vault_file.write_text(f"---\nvault_secret: {secret}\n")
+    done = subprocess.run(
+        [
+            str(Path(ROLECAST).parent / "ansible-vault"),
+            "encrypt",
+            "--vault-password-file",
+            str(password),
+            str(vault_file),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert secret not in vault_file.read_text()
+
+    without = rolecast("build", "--plain", "hosted", cwd=edge)
+    assert without.returncode == 1
+    assert "no vault secrets found; pass --vault-password-file or --vault-id" in without.stderr
+
+    remove_images(docker_engine, "rolecast-test/hosted:test")
+    built = rolecast("build", "--plain", "hosted", "--vault-password-file", str(password), cwd=edge)
+    assert built.returncode == 0, built.stderr[-2000:]
+    probe = run_in(docker_engine, "rolecast-test/hosted:test", "cat", "/etc/probe", user="root")
+    assert probe.splitlines() == [
+        "group=from-group",
+        "host=from-host",
+        "site=edge",
+        f"secret={secret}",
+        "virtualization=docker",
+        "hostname=app7.example.internal",
+    ]
+    # The secret reached the role, and nothing else.
+    leaks = [
+        str(path)
+        for path in (edge / ".rolecast").rglob("*")
+        if path.is_file() and secret in path.read_text(errors="replace")
+    ]
+    assert leaks == []
+    assert secret not in built.stdout + built.stderr
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", "rolecast-test/hosted:test"],
+        capture_output=True,
+        text=True,
+    )
+    assert secret not in history.stdout
+    image = docker_engine.images.get("rolecast-test/hosted:test")
+    assert secret not in json.dumps(image.attrs["Config"])

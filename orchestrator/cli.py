@@ -260,6 +260,12 @@ def build(
         list[str] | None,
         typer.Option("--vault-id", help="A vault id, LABEL@FILE, as ansible-playbook takes it."),
     ] = None,
+    idempotence: Annotated[
+        bool,
+        typer.Option(
+            "--idempotence", help="Apply the roles a second time; fail if any task changes."
+        ),
+    ] = False,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
     import signal
@@ -279,6 +285,7 @@ def build(
         timeout=timeout,
         connection=connection,
         vault_arguments=vault,
+        idempotence=idempotence,
     )
     shown = err if as_json else out
     live = sys.stdout.isatty() and not plain and not as_json

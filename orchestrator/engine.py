@@ -10,11 +10,11 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, render
+from . import __version__, gates, render
 from .bases import image_exists, make_base
 from .errors import (
     BuildFailedError,
@@ -37,6 +37,7 @@ from .tools import (
 )
 
 STATE_DIR = ".rolecast"
+CANDIDATE_REPOSITORY = "rolecast-candidate"
 FINGERPRINT_PLACEHOLDER = "unset"
 
 
@@ -115,6 +116,7 @@ class BuildOptions:
     timeout: float = 7200.0
     connection: str | None = None
     vault_arguments: tuple[str, ...] = ()
+    idempotence: bool = False
 
 
 OnEvent = Callable[[Event], None]
@@ -378,6 +380,12 @@ class Builder:
             parent_config=self.parent_config(parent),
             build_dir=build_dir,
         )
+        gated = self.gated(image)
+        final_tags = list(inp.tags)
+        candidate = f"{CANDIDATE_REPOSITORY}/{image.slug}:{build_id}"
+        if gated:
+            # Packer tags a private candidate; the real tags move only after the gates.
+            inp = replace(inp, repository=candidate.rsplit(":", 1)[0], tags=[build_id])
         template = self.write_inputs(image, inp, build_dir)
         state = BuildState()
         role_names = [r.name for r in image.role_closure]
@@ -446,7 +454,9 @@ class Builder:
                 close_task()
         self._remove_leftovers(build_id, state, image_too=False)
 
-        tags = [f"{image.repository}:{t}" for t in inp.tags]
+        if gated and state.image_id:
+            self.run_gates(image, inp, state.image_id, build_id, candidate, final_tags, state)
+        tags = [f"{image.repository}:{t}" for t in final_tags]
         image_id = state.image_id
         size = None
         if image_id:
@@ -465,6 +475,95 @@ class Builder:
         report.images.append(result)
         self.emit(image.name, "done", f"{image_id[7:19] if image_id else '?'} {' '.join(tags)}")
         return result
+
+    def gated(self, image: ResolvedImage) -> bool:
+        return image.spec.verify is not None or image.spec.idempotence or self.options.idempotence
+
+    def gate_setup(self, inp: render.RenderInput) -> gates.AnsibleSetup | None:
+        """Ansible for a gate container: the build's inventory, vars and vault; no proxy."""
+        connection, strategy = inp.connection, inp.mitogen_strategy_dir
+        if connection == "proxy":
+            strategy = mitogen_strategy_dir()
+            if strategy is not None:
+                connection = "mitogen"
+            elif community_docker_installed():
+                connection = "docker"
+            else:
+                return None
+        gate = replace(inp, connection=connection, mitogen_strategy_dir=strategy)
+        return gates.AnsibleSetup(
+            alias=inp.host_alias,
+            groups=list(inp.groups),
+            inventory=inp.inventory,
+            env=dict(e.split("=", 1) for e in render.ansible_env(gate)),
+            extra_vars=gates.extra_vars_of(inp.extra_vars_file),
+            vault_arguments=list(inp.vault_arguments),
+            ansible_playbook=inp.ansible_playbook,
+            plugin="docker" if connection == "mitogen" else "community.docker.docker",
+        )
+
+    def run_gates(
+        self,
+        image: ResolvedImage,
+        inp: render.RenderInput,
+        image_id: str,
+        build_id: str,
+        candidate: str,
+        final_tags: list[str],
+        state: BuildState,
+    ) -> None:
+        """Idempotence, then verify; tags move only when both pass."""
+        setup = self.gate_setup(inp)
+        try:
+            if image.spec.idempotence or self.options.idempotence:
+                self.emit(image.name, "idempotence check")
+                gates.idempotence(
+                    self.client,
+                    image,
+                    image_id,
+                    build_id,
+                    setup,
+                    inp.playbook,
+                    self.root,
+                    timeout=self.options.timeout,
+                )
+                state.notes.append("idempotence: no task changed on a second run")
+            if image.spec.verify is not None:
+                self.emit(image.name, "verifying")
+                gates.verify(
+                    self.client,
+                    image,
+                    image_id,
+                    build_id,
+                    setup,
+                    self.root,
+                    timeout=self.options.timeout,
+                )
+                state.notes.append("verify: passed")
+        except BuildFailedError as exc:
+            kept = f"{image.repository}:{final_tags[0]}-failed"
+            self.client.images.get(image_id).tag(image.repository, f"{final_tags[0]}-failed")
+            self._untag(candidate)
+            raise BuildFailedError(
+                f"{exc}; no tag was moved; the image is kept as {kept}"
+            ) from None
+        except BaseException:
+            self._remove_leftovers(build_id, state)
+            self._untag(candidate)
+            raise
+        self.emit(image.name, "tagging")
+        built = self.client.images.get(image_id)
+        for tag in final_tags:
+            built.tag(image.repository, tag)
+        self._untag(candidate)
+
+    def _untag(self, reference: str) -> None:
+        from docker.errors import DockerException
+
+        try:
+            self.client.images.remove(reference)
+        except DockerException:
+            pass
 
     def _failure_message(self, image: ResolvedImage, state: BuildState, log: Path) -> str:
         where = f"; log: {self._rel(log)}"

@@ -41,6 +41,7 @@ class ResolvedImage:
     playbook: Path | None
     inventory: Path | None
     host: str | None
+    verify_playbook: Path | None = None
 
     @property
     def slug(self) -> str:
@@ -340,6 +341,18 @@ class _Resolver:
             return None
         return path
 
+    def verify_playbook(self, name: str, image: Image) -> Path | None:
+        if image.verify is None or image.verify.playbook is None:
+            return None
+        path = (self.root / image.verify.playbook).resolve()
+        if not path.is_file():
+            self.report(
+                ("images", name, "verify", "playbook"),
+                f"playbook {image.verify.playbook} not found (no such file)",
+            )
+            return None
+        return path
+
     def check_inventory_names(
         self, name: str, image: Image, inventory: Path | None, shown: str
     ) -> None:
@@ -378,6 +391,7 @@ class _Resolver:
             spec_graph[name] = {parent} if kind == "image" else set()
             closure = tuple(self.closure(name, image))
             playbook = self.playbook(name, image)
+            verify_playbook = self.verify_playbook(name, image)
             repo_name = image.name or name
             registry = spec.defaults.registry
             templates = tuple(image.tags if image.tags is not None else spec.defaults.tags)
@@ -424,6 +438,7 @@ class _Resolver:
                     playbook=playbook,
                     inventory=inventory,
                     host=image.host,
+                    verify_playbook=verify_playbook,
                 )
         self.problems.extend(self.finder.meta_problems)
         self._check_cycles(spec_graph)

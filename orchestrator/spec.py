@@ -243,6 +243,20 @@ class ImageConfig(Strict):
         return value
 
 
+class Verify(Strict):
+    """Checks run against a container of the built image before any tag moves."""
+
+    playbook: str | None = None
+    commands: list[str] = Field(default_factory=list)
+    run: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Verify:
+        if bool(self.playbook) == bool(self.commands):
+            raise ValueError("set either 'playbook' or 'commands'")
+        return self
+
+
 class Image(Strict):
     """One image to build."""
 
@@ -260,6 +274,8 @@ class Image(Strict):
     push: bool = False
     host: str | None = None
     variants: dict[Name, str] = Field(default_factory=dict)
+    verify: Verify | None = None
+    idempotence: bool = False
 
     @field_validator("tags")
     @classmethod

@@ -54,6 +54,10 @@ def test_every_example_image_is_built_and_tagged(
         assert item["tags"] == [f"{REGISTRY}/{repository}:{tag}"]
         assert docker_engine.images.get(item["tags"][0]).id == item["image_id"]
         assert item["connection"] == "mitogen"
+    # The gates of rolecast.yml ran before the tags moved.
+    assert "idempotence: no task changed on a second run" in results["app"]["notes"]
+    assert "verify: passed" in results["app"]["notes"]
+    assert "verify: passed" in results["web@production"]["notes"]
     assert 0 < len(example_build["slowest_tasks"]) <= 5
     slowest = example_build["slowest_tasks"]
     assert slowest == sorted(slowest, key=lambda t: -t["seconds"])
@@ -353,3 +357,44 @@ def test_inventory_host_and_vaulted_variable(
     assert secret not in history.stdout
     image = docker_engine.images.get("rolecast-test/hosted:test")
     assert secret not in json.dumps(image.attrs["Config"])
+
+
+def test_failed_verify_blocks_the_tag(edge: Path, docker_engine: Any) -> None:
+    remove_images(
+        docker_engine, "rolecast-test/verify-fails:test", "rolecast-test/verify-fails:test-failed"
+    )
+    done = rolecast("build", "--plain", "verify-fails", cwd=edge)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "image verify-fails: verify failed: task 'The marker names the wrong tool' "
+        "(playbooks/verify-wrong.yml:11): the marker does not name chef; no tag was moved; "
+        "the image is kept as rolecast-test/verify-fails:test-failed"
+    )
+    assert not docker_engine.images.list(name="rolecast-test/verify-fails:test")
+    assert docker_engine.images.list(name="rolecast-test/verify-fails:test-failed")
+    assert not docker_engine.images.list(name="rolecast-candidate/*")
+    assert docker_engine.containers.list(all=True, filters={"label": "io.rolecast.build"}) == []
+
+
+def test_passing_verify_moves_the_tags(edge: Path, docker_engine: Any) -> None:
+    remove_images(docker_engine, "rolecast-test/verified:test")
+    done, data = build_json("verified", cwd=edge)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (item,) = data["images"]
+    assert "verify: passed" in item["notes"]
+    assert docker_engine.images.get("rolecast-test/verified:test").id == item["image_id"]
+    assert not docker_engine.images.list(name="rolecast-candidate/*")
+
+
+def test_non_idempotent_role_fails_the_idempotence_gate(edge: Path, docker_engine: Any) -> None:
+    remove_images(docker_engine, "rolecast-test/nonidem:test")
+    done = rolecast("build", "--plain", "--idempotence", "nonidem", cwd=edge)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "image nonidem: not idempotent: 1 task(s) changed on a second run: role nonidem, "
+        "task 'Append a line on every run' (roles/nonidem/tasks/main.yml:8); no tag was "
+        "moved; the image is kept as rolecast-test/nonidem:test-failed"
+    )
+    assert not docker_engine.images.list(name="rolecast-test/nonidem:test")
+    # Without the gate the same role builds: the gate, not the role, failed the build.
+    assert rolecast("build", "--plain", "nonidem", cwd=edge).returncode == 0

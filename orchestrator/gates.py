@@ -1,0 +1,246 @@
+"""Gates between a committed image and its tags: verify checks and the idempotence run.
+
+Both start a container of the candidate image (labelled like a build container, removed
+afterwards) and drive Ansible through ansible-runner, reading its structured events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import render
+from .errors import BuildFailedError, ToolMissingError
+from .project import ResolvedImage
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AnsibleSetup:
+    """How to run Ansible against a gate container, as the build ran it."""
+
+    alias: str
+    groups: list[str]
+    inventory: Path | None
+    env: dict[str, str]
+    extra_vars: dict[str, Any]
+    vault_arguments: list[str]
+    ansible_playbook: str
+    plugin: str  # the connection plugin name for a container: docker or community.docker.docker
+
+
+def inventory_text(alias: str, groups: list[str]) -> str:
+    if not groups:
+        return f"{alias}\n"
+    return "".join(f"[{group}]\n{alias}\n\n" for group in groups)
+
+
+def start_container(client: Any, image_id: str, build_id: str, name: str, run: bool) -> Any:
+    """A container of the candidate: its own command when `run`, else a shell that waits."""
+    labels = {render.BUILD_LABEL: build_id, render.IMAGE_LABEL: name}
+    if run:
+        return client.containers.run(image_id, detach=True, labels=labels)
+    return client.containers.run(
+        image_id,
+        ["/bin/sh"],
+        entrypoint="",
+        detach=True,
+        stdin_open=True,
+        tty=True,
+        user="0",
+        labels=labels,
+    )
+
+
+def run_playbook(
+    setup: AnsibleSetup, container_id: str, playbook: Path, *, timeout: float
+) -> list[dict[str, Any]]:
+    """Run `playbook` against the container with ansible-runner; returns its events."""
+    import ansible_runner
+
+    work = Path(tempfile.mkdtemp(prefix="rolecast-gate-"))
+    try:
+        inventories = [str(work / "build-host")]
+        (work / "build-host").write_text(inventory_text(setup.alias, setup.groups))
+        if setup.inventory is not None:
+            inventories.append(str(setup.inventory))
+        extra = dict(setup.extra_vars)
+        extra.update(
+            ansible_connection=setup.plugin,
+            ansible_host=container_id,
+            ansible_user="root",
+            ansible_python_interpreter="auto_silent",
+        )
+        env = dict(setup.env)
+        # ansible-runner finds ansible-playbook on PATH: the one the build used goes first.
+        env["PATH"] = f"{Path(setup.ansible_playbook).parent}{os.pathsep}{os.environ['PATH']}"
+        result = ansible_runner.run(
+            private_data_dir=str(work),
+            playbook=str(playbook),
+            inventory=inventories,
+            limit=setup.alias,
+            extravars=extra,
+            envvars=env,
+            cmdline=" ".join(setup.vault_arguments) or None,
+            quiet=True,
+            timeout=int(timeout),
+        )
+        events = [e for e in result.events if isinstance(e, dict)]
+        if result.status == "timeout":
+            raise BuildFailedError(f"{playbook.name} did not finish within {timeout:.0f} s")
+        errors = [e.get("stdout", "") for e in events if e.get("event") in ("error", "verbose")]
+        if result.status not in ("successful", "failed") or (
+            result.rc != 0 and not _failures(events)
+        ):
+            detail = _last_error(errors) or f"ansible-playbook exited {result.rc}"
+            raise BuildFailedError(f"{playbook.name}: {detail}")
+        return events
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _last_error(lines: list[str]) -> str:
+    for text in reversed(lines):
+        for line in reversed(text.splitlines()):
+            if "ERROR" in line:
+                return line.split("]: ", 1)[-1].removeprefix("ERROR! ").strip()
+    return ""
+
+
+def _failures(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in events
+        if e.get("event") in ("runner_on_failed", "runner_on_unreachable")
+        and not e.get("event_data", {}).get("ignore_errors")
+    ]
+
+
+def _where(data: dict[str, Any], root: Path) -> str:
+    role = data.get("role")
+    task = data.get("task") or "?"
+    path = str(data.get("task_path") or "")
+    try:
+        path = str(Path(path.rsplit(":", 1)[0]).relative_to(root)) + ":" + path.rsplit(":", 1)[1]
+    except (ValueError, IndexError):
+        pass
+    text = f"role {role}, task '{task}'" if role else f"task '{task}'"
+    return f"{text} ({path})" if path else text
+
+
+def failure_message(events: list[dict[str, Any]], root: Path) -> str | None:
+    failed = _failures(events)
+    if not failed:
+        return None
+    data = failed[0].get("event_data", {})
+    res = data.get("res") or {}
+    msg = res.get("msg") or res.get("stderr") or "failed"
+    if isinstance(msg, list):
+        msg = "; ".join(str(m) for m in msg)
+    return f"{_where(data, root)}: {str(msg).strip()}"
+
+
+def changed_tasks(events: list[dict[str, Any]], root: Path) -> list[str]:
+    """Tasks that reported a change, each once, as `role R, task 'T' (file:line)`."""
+    found: list[str] = []
+    for event in events:
+        if event.get("event") != "runner_on_ok":
+            continue
+        data = event.get("event_data", {})
+        if (data.get("res") or {}).get("changed"):
+            where = _where(data, root)
+            if where not in found:
+                found.append(where)
+    return found
+
+
+def bootstrap(client: Any, container: Any) -> None:
+    """Put back what Ansible needs and the clean-up took away (python3-apt)."""
+    script = "\n".join(render.bootstrap_script()).replace(render.BOOTSTRAP_RECORD, "/dev/null")
+    code, output = container.exec_run(["/bin/sh", "-c", script], user="0")
+    if code != 0:
+        tail = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise BuildFailedError(f"could not prepare the container for Ansible: {tail[0]}")
+
+
+def verify(
+    client: Any,
+    image: ResolvedImage,
+    image_id: str,
+    build_id: str,
+    setup: AnsibleSetup | None,
+    root: Path,
+    *,
+    timeout: float,
+) -> None:
+    """Run the image's verify checks; BuildFailedError names the first that failed."""
+    spec = image.spec.verify
+    assert spec is not None
+    container = start_container(client, image_id, build_id, image.slug, spec.run)
+    try:
+        for command in spec.commands:
+            code, output = container.exec_run(["/bin/sh", "-c", command], user="0")
+            if code != 0:
+                text = output.decode(errors="replace").strip().splitlines()
+                detail = text[-1] if text else "no output"
+                raise BuildFailedError(
+                    f"image {image.name}: verify command failed (exit {code}): {command}: {detail}"
+                )
+        if image.verify_playbook is not None:
+            if setup is None:
+                raise ToolMissingError(_NO_CONNECTION)
+            events = run_playbook(setup, container.id, image.verify_playbook, timeout=timeout)
+            failed = failure_message(events, root)
+            if failed is not None:
+                raise BuildFailedError(f"image {image.name}: verify failed: {failed}")
+    finally:
+        container.remove(force=True)
+
+
+def idempotence(
+    client: Any,
+    image: ResolvedImage,
+    image_id: str,
+    build_id: str,
+    setup: AnsibleSetup | None,
+    playbook: Path,
+    root: Path,
+    *,
+    timeout: float,
+) -> None:
+    """Apply the roles again to a container of the image; any change fails the gate."""
+    if setup is None:
+        raise ToolMissingError(_NO_CONNECTION)
+    container = start_container(client, image_id, build_id, image.slug, run=False)
+    try:
+        bootstrap(client, container)
+        events = run_playbook(setup, container.id, playbook, timeout=timeout)
+        failed = failure_message(events, root)
+        if failed is not None:
+            raise BuildFailedError(f"image {image.name}: second run failed: {failed}")
+        changed = changed_tasks(events, root)
+        if changed:
+            raise BuildFailedError(
+                f"image {image.name}: not idempotent: {len(changed)} task(s) changed on a "
+                f"second run: {'; '.join(changed)}"
+            )
+    finally:
+        container.remove(force=True)
+
+
+_NO_CONNECTION = (
+    "verify and idempotence runs reach the container with mitogen or community.docker; "
+    "neither is installed"
+)
+
+
+def extra_vars_of(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}

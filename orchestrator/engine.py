@@ -401,7 +401,10 @@ class Builder:
             def on_line(raw: str) -> None:
                 line = parse(raw)
                 sink.write(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line.text}\n")
+                notes = len(state.notes)
                 phase = state.feed(line)
+                if len(state.notes) > notes:
+                    self.emit(image.name, "note", state.notes[-1])
                 if phase == "task":
                     close_task()
                     task_started.append((state.role, state.task, time.monotonic()))
@@ -418,8 +421,6 @@ class Builder:
                     if phase != "ansible":
                         close_task()
                     self.emit(image.name, phase)
-                elif line.text.startswith("rolecast: "):
-                    self.emit(image.name, "note", line.text[len("rolecast: ") :])
                 if self.options.verbose and line.text.strip():
                     self.emit(image.name, "output", line=line.text)
 

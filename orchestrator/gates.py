@@ -147,6 +147,26 @@ def failure_message(events: list[dict[str, Any]], root: Path) -> str | None:
     return f"{_where(data, root)}: {str(msg).strip()}"
 
 
+SERVICE_MODULES = {"service", "sysvinit", "systemd", "systemd_service", "openrc"}
+RUN_STATES = {"started", "restarted", "reloaded"}
+
+
+def _only_runs_a_service(data: dict[str, Any]) -> bool:
+    """A service started in the second container: no service runs in a fresh container of
+    an image, so this is not a change the image lacks (an `enabled` change still counts)."""
+    action = str(data.get("task_action") or "").rsplit(".", 1)[-1]
+    res = data.get("res") or {}
+    if action not in SERVICE_MODULES:
+        return False
+    raw = res.get("status")
+    status: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    ran = res.get("state") in RUN_STATES or any(
+        isinstance(status.get(state), dict) and status[state].get("changed") for state in RUN_STATES
+    )
+    enabled = status.get("enabled")
+    return ran and not (isinstance(enabled, dict) and enabled.get("changed"))
+
+
 def changed_tasks(events: list[dict[str, Any]], root: Path) -> list[str]:
     """Tasks that reported a change, each once, as `role R, task 'T' (file:line)`."""
     found: list[str] = []
@@ -154,7 +174,7 @@ def changed_tasks(events: list[dict[str, Any]], root: Path) -> list[str]:
         if event.get("event") != "runner_on_ok":
             continue
         data = event.get("event_data", {})
-        if (data.get("res") or {}).get("changed"):
+        if (data.get("res") or {}).get("changed") and not _only_runs_a_service(data):
             where = _where(data, root)
             if where not in found:
                 found.append(where)

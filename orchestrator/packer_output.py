@@ -89,6 +89,13 @@ class BuildState:
         if text.startswith("...ignoring"):
             self.failure = None
             return None
+        if "systemd is offline" in text and not any("init system" in n for n in self.notes):
+            where = f"role {self.role}, task '{self.task}'" if self.role else f"task '{self.task}'"
+            self.notes.append(
+                "warning: service start/restart skipped, no init system runs in a build "
+                f"(first: {where}); the image's command starts its services"
+            )
+            return None
         for marker in ("ERROR! ", "[ERROR]: "):
             if text.startswith(marker) and self.ansible_error is None:
                 self.ansible_error = text[len(marker) :].rstrip(".")

@@ -22,6 +22,76 @@ HOST_ALIAS_PREFIX = "rolecast-"
 # mount point would be committed as an empty directory).
 CONTAINER_DIR = "/mnt"
 BOOTSTRAP_RECORD = f"{CONTAINER_DIR}/rolecast-bootstrap"
+SHIMS_RECORD = f"{CONTAINER_DIR}/rolecast-shims"
+SERVICES_RECORD = f"{CONTAINER_DIR}/rolecast-services"
+
+# Build-time stand-ins, installed only where the real thing is missing and removed before
+# the commit: a build runs as root with no init system, and roles written for VMs
+# expect sudo for `become_user` and systemctl for their services.
+SUDO_SHIM = r"""#!/bin/sh
+# Rolecast's build-time sudo: the build runs as root, so becoming anyone needs no password.
+user=root
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -u) user=$2; shift 2 ;;
+    -u*) user=${1#-u}; shift ;;
+    -p|-g|-C|-D|-r|-t|-U|-T) shift 2 ;;
+    --) shift; break ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+entry=$(getent passwd "$user") || { echo "sudo: unknown user $user" >&2; exit 1; }
+HOME=$(echo "$entry" | cut -d: -f6); USER=$user; LOGNAME=$user; export HOME USER LOGNAME
+if [ "$(echo "$entry" | cut -d: -f3)" = 0 ]; then exec "$@"; fi
+exec runuser -u "$user" -- "$@"
+"""
+
+SYSTEMCTL_SHIM = r"""#!/bin/sh
+# Rolecast's build-time systemctl: no init system runs while an image is built.
+# enable/disable write the [Install] symlinks, as systemctl does offline; start, stop
+# and restart are recorded and skipped: the container's command starts the service.
+dirs="/etc/systemd/system /lib/systemd/system /usr/lib/systemd/system"
+unit_file() {
+  for d in $dirs; do if [ -f "$d/$1" ]; then echo "$d/$1"; return 0; fi; done
+  return 1
+}
+action=""; units=""
+for arg in "$@"; do
+  case "$arg" in
+    -*) ;;
+    *) if [ -z "$action" ]; then action=$arg
+       else case "$arg" in *.*) units="$units $arg" ;; *) units="$units $arg.service" ;; esac
+       fi ;;
+  esac
+done
+case "$action" in
+  enable|reenable|disable)
+    for u in $units; do
+      file=$(unit_file "$u") || { echo "Unit file $u does not exist." >&2; exit 1; }
+      for target in $(sed -n 's/^WantedBy=//p' "$file"); do
+        if [ "$action" = disable ]; then rm -f "/etc/systemd/system/$target.wants/$u"
+        else mkdir -p "/etc/systemd/system/$target.wants"
+             ln -sf "$file" "/etc/systemd/system/$target.wants/$u"; fi
+      done
+    done ;;
+  is-enabled)
+    for u in $units; do
+      if ls /etc/systemd/system/*.wants/"$u" >/dev/null 2>&1; then echo enabled
+      elif unit_file "$u" >/dev/null; then echo disabled; exit 1
+      else echo "Failed to get unit file state for $u" >&2; exit 1; fi
+    done ;;
+  list-unit-files)
+    for u in $units; do unit_file "$u" >/dev/null || exit 1; done ;;
+  start|stop|restart|reload|try-restart|reload-or-restart|try-reload-or-restart|kill)
+    echo "$action$units" >> /mnt/rolecast-services ;;
+  daemon-reload|daemon-reexec|mask|unmask|preset|reset-failed) ;;
+  *) exit 1 ;;
+esac
+exit 0
+"""
+
+POLICY_RC_D = "#!/bin/sh\n# Rolecast: no service starts while an image is built.\nexit 101\n"
 BUILD_LABEL = "io.rolecast.build"
 IMAGE_LABEL = "io.rolecast.image"
 # OpenSSH 9 refuses Packer's RSA host key and its scp server without these.
@@ -163,6 +233,28 @@ elif ! command -v python3 >/dev/null 2>&1; then
 fi
 echo "$need" > {BOOTSTRAP_RECORD}
 if [ -n "$need" ]; then echo "rolecast: installed for Ansible:$need"; fi
+shims=""
+mkdir -p /usr/local/sbin
+if ! command -v sudo >/dev/null 2>&1; then
+  cat > /usr/local/sbin/sudo <<'ROLECAST_SHIM'
+{SUDO_SHIM.strip()}
+ROLECAST_SHIM
+  chmod 755 /usr/local/sbin/sudo
+  shims="$shims /usr/local/sbin/sudo"
+fi
+if ! command -v systemctl >/dev/null 2>&1; then
+  cat > /usr/local/sbin/systemctl <<'ROLECAST_SHIM'
+{SYSTEMCTL_SHIM.strip()}
+ROLECAST_SHIM
+  chmod 755 /usr/local/sbin/systemctl
+  shims="$shims /usr/local/sbin/systemctl"
+fi
+if [ -d /usr/sbin ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '{POLICY_RC_D}' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  shims="$shims /usr/sbin/policy-rc.d"
+fi
+echo "$shims" > {SHIMS_RECORD}
 """
     return script.strip().splitlines()
 
@@ -184,7 +276,12 @@ def cleanup_script(config: ImageConfig) -> list[str]:
             "fi",
         ]
     lines += [
-        f"rm -f {BOOTSTRAP_RECORD}",
+        f'for shim in $(cat {SHIMS_RECORD} 2>/dev/null); do rm -f "$shim"; done',
+        f"if [ -s {SERVICES_RECORD} ]; then",
+        '  echo "rolecast: warning: skipped service actions (no init system in a build):'
+        f' $(sort -u {SERVICES_RECORD} | paste -sd, -)"',
+        "fi",
+        f"rm -f {BOOTSTRAP_RECORD} {SHIMS_RECORD} {SERVICES_RECORD}",
         "for home in /root $(cut -d: -f6 /etc/passwd | sort -u); do",
         '  [ -d "$home/.ansible" ] && rm -rf "$home/.ansible"',
         "done",
@@ -329,6 +426,9 @@ def generated_playbook(name: str, alias: str, roles: list[tuple[str, dict[str, A
             "name": f"rolecast: {name}",
             "hosts": alias,
             "gather_facts": True,
+            # Ansible's systemd module then records `enabled` and skips start/restart
+            # instead of failing on the missing init system.
+            "environment": {"SYSTEMD_OFFLINE": "1"},
             "roles": entries,
         }
     ]

@@ -79,3 +79,45 @@ def test_verify_needs_exactly_one_kind_of_check(tmp_path: Path) -> None:
     assert str(info.value) == (
         "rolecast.yml:5:13 images.a.verify: set either 'playbook' or 'commands'"
     )
+
+
+def test_a_service_start_in_the_second_container_is_not_a_change() -> None:
+    started = event(
+        "runner_on_ok",
+        role="vmrole",
+        task="Start cron",
+        task_action="ansible.builtin.service",
+        res={"changed": True, "state": "started", "status": {"enabled": {"changed": False}}},
+    )
+    newly_enabled = event(
+        "runner_on_ok",
+        role="vmrole",
+        task="Enable cron",
+        task_action="ansible.builtin.service",
+        res={"changed": True, "state": "started", "status": {"enabled": {"changed": True}}},
+    )
+    templated = event(
+        "runner_on_ok",
+        role="vmrole",
+        task="Template",
+        task_action="ansible.builtin.template",
+        res={"changed": True, "state": "started"},
+    )
+    assert gates.changed_tasks([started, newly_enabled, templated], ROOT) == [
+        "role vmrole, task 'Enable cron'",
+        "role vmrole, task 'Template'",
+    ]
+
+
+def test_sysvinit_results_say_what_changed_in_their_status() -> None:
+    started = event(
+        "runner_on_ok",
+        task="Start cron",
+        task_action="ansible.builtin.service",
+        res={
+            "changed": True,
+            "name": "cron",
+            "status": {"enabled": {"changed": False}, "started": {"changed": True}},
+        },
+    )
+    assert gates.changed_tasks([started], ROOT) == []

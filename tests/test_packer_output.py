@@ -109,3 +109,18 @@ def test_ansible_errors_in_both_styles() -> None:
         state = BuildState()
         feed(state, f"    b.docker.b: {line}")
         assert state.ansible_error == "the role 'x' was not found"
+
+
+def test_offline_service_warning_becomes_one_note() -> None:
+    state = BuildState()
+    feed(
+        state,
+        "    vm.docker.vm: TASK [vmrole : Start hello] ***",
+        "    vm.docker.vm: [WARNING]: Target is a chroot or systemd is offline. This can lead",
+        "    vm.docker.vm: TASK [vmrole : Restart hello] ***",
+        "    vm.docker.vm: [WARNING]: Target is a chroot or systemd is offline. This can lead",
+    )
+    assert state.notes == [
+        "warning: service start/restart skipped, no init system runs in a build "
+        "(first: role vmrole, task 'Start hello'); the image's command starts its services"
+    ]

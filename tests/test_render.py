@@ -224,6 +224,7 @@ def test_generated_playbook_applies_roles_in_order_with_their_vars() -> None:
             "name": "rolecast: app",
             "hosts": "rolecast-app",
             "gather_facts": True,
+            "environment": {"SYSTEMD_OFFLINE": "1"},
             "roles": [{"role": "python_runtime"}, {"role": "app", "vars": {"app_port": 9000}}],
         }
     ]

@@ -398,3 +398,22 @@ def test_non_idempotent_role_fails_the_idempotence_gate(edge: Path, docker_engin
     assert not docker_engine.images.list(name="rolecast-test/nonidem:test")
     # Without the gate the same role builds: the gate, not the role, failed the build.
     assert rolecast("build", "--plain", "nonidem", cwd=edge).returncode == 0
+
+
+def test_a_role_written_for_vms_builds_unedited(edge: Path, docker_engine: Any) -> None:
+    remove_images(docker_engine, "rolecast-test/vm:test")
+    done, data = build_json("--idempotence", "vm", cwd=edge)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (item,) = data["images"]
+    assert any(n.startswith("warning: service start/restart skipped") for n in item["notes"])
+    assert "idempotence: no task changed on a second run" in item["notes"]
+    check = (
+        # enabled where Debian records it: sysv links, and the unit's [Install] link
+        "test -L /etc/rc2.d/S01cron"
+        " && test -L /etc/systemd/system/multi-user.target.wants/hello.service"
+        # the build-time stand-ins are gone
+        " && test ! -e /usr/local/sbin/sudo && test ! -e /usr/local/sbin/systemctl"
+        " && test ! -e /usr/sbin/policy-rc.d && ! command -v sudo"
+        " && echo ok"
+    )
+    assert run_in(docker_engine, "rolecast-test/vm:test", "sh", "-c", check) == "ok\n"

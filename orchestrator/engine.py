@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import __version__, gates, render
 from .bases import image_exists, make_base
 from .errors import (
@@ -133,6 +135,18 @@ def ansible_playbook() -> str:
     return found
 
 
+def resolved_requirements(galaxy: Path) -> dict[str, str]:
+    """What each installed role and collection resolved to (a version, a git ref)."""
+    found: dict[str, str] = {}
+    for info in sorted((galaxy / "roles").glob("*/meta/.galaxy_install_info")):
+        data = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
+        found[info.parent.parent.name] = str(data.get("version") or "unversioned")
+    for manifest in sorted((galaxy / "collections").glob("ansible_collections/*/*/MANIFEST.json")):
+        meta = json.loads(manifest.read_text(encoding="utf-8")).get("collection_info", {})
+        found[f"{meta.get('namespace')}.{meta.get('name')}"] = str(meta.get("version"))
+    return found
+
+
 def vault_arguments(password_files: list[Path], vault_ids: list[str]) -> tuple[str, ...]:
     """ansible-playbook arguments naming vault secrets by path; a missing file is bad input."""
     args: list[str] = []
@@ -198,6 +212,47 @@ class Builder:
         self.packer = version
         self.client = docker_client()
         self.git = git_info(self.root)
+
+    def install_requirements(self) -> None:
+        """Install `requirements:` (roles and collections) into `.rolecast/galaxy/`."""
+        requirements = self.project.requirements
+        if requirements is None:
+            return
+        galaxy = self.project.galaxy
+        logs = self.state / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"requirements-{self.now:%Y%m%dT%H%M%SZ}.log"
+        tool = str(Path(ansible_playbook()).parent / "ansible-galaxy")
+        self.emit("requirements", "installing", self._rel(requirements))
+        for kind, target in (("role", galaxy / "roles"), ("collection", galaxy / "collections")):
+            target.mkdir(parents=True, exist_ok=True)
+            try:
+                run(
+                    [tool, kind, "install", "-r", requirements, "-p", target, "--force"],
+                    timeout=self.options.timeout,
+                    log_file=log,
+                    cwd=self.root,
+                    what=f"ansible-galaxy {kind} install",
+                )
+            except CommandFailedError as exc:
+                reasons = [
+                    line.split("- ", 1)[-1]
+                    for line in exc.tail
+                    if "NOT installed" in line
+                    or ("ERROR" in line and "--ignore-errors" not in line)
+                ]
+                detail = reasons[0] if reasons else (exc.tail or ["no output"])[-1]
+                raise BuildFailedError(
+                    f"requirements {self._rel(requirements)}: {detail.strip()}; "
+                    f"log: {self._rel(log)}"
+                ) from None
+        resolved = resolved_requirements(galaxy)
+        (galaxy / "resolved.json").write_text(json.dumps(resolved, indent=2, sort_keys=True))
+        self.emit(
+            "requirements",
+            "installed",
+            ", ".join(f"{name} {version}" for name, version in sorted(resolved.items())),
+        )
 
     def resolved_tags(self, image: ResolvedImage) -> list[str]:
         return resolve_tags(
@@ -277,6 +332,12 @@ class Builder:
         }
         if image.variant is not None:
             labels["io.rolecast.variant"] = image.variant
+        resolved = self.project.galaxy / "resolved.json"
+        if self.project.requirements is not None and resolved.is_file():
+            versions = json.loads(resolved.read_text(encoding="utf-8"))
+            labels["io.rolecast.requirements"] = ",".join(
+                f"{name}={version}" for name, version in sorted(versions.items())
+            )
         if image.playbook is not None:
             labels["io.rolecast.playbook"] = str(image.playbook.relative_to(self.root))
         labels |= dict(spec.defaults.labels)
@@ -318,6 +379,7 @@ class Builder:
             host_alias=image.host or render.HOST_ALIAS_PREFIX + image.slug,
             vault_arguments=list(self.options.vault_arguments),
             roles_paths=list(self.project.roles_paths),
+            collections_paths=list(self.project.collections_paths),
             ansible_config=cfg if cfg.is_file() else None,
             mitogen_strategy_dir=strategy,
             verbose=self.options.verbose,
@@ -350,6 +412,7 @@ class Builder:
         for name in order:
             self.resolved_tags(self.project.images[name])  # bad tags fail before any work
         self.check_tools()
+        self.install_requirements()
         report = BuildReport()
         for name in order:
             try:

@@ -6,9 +6,12 @@ import contextlib
 import difflib
 import graphlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from .errors import Problem, SpecError
 from .spec import REFERENCE_RE, BaseImage, Image, LoadedSpec, RoleRef, load_spec
@@ -49,6 +52,9 @@ class ResolvedImage:
         return self.name.replace("@", "--")
 
 
+GALAXY_DIR = Path(".rolecast") / "galaxy"
+
+
 @dataclass(frozen=True)
 class Project:
     root: Path
@@ -57,6 +63,13 @@ class Project:
     inventory: Path | None
     images: dict[str, ResolvedImage]
     order: tuple[str, ...]
+    requirements: Path | None = None
+    collections_paths: tuple[Path, ...] = ()
+
+    @property
+    def galaxy(self) -> Path:
+        """Where roles and collections from `requirements:` are installed for builds."""
+        return self.root / GALAXY_DIR
 
     @property
     def bases(self) -> dict[str, BaseImage]:
@@ -121,9 +134,10 @@ def _rel(path: Path, root: Path) -> str:
 class _Roles:
     """Finds roles on roles_path and reads their meta dependencies, once each."""
 
-    def __init__(self, root: Path, paths: tuple[Path, ...]) -> None:
+    def __init__(self, root: Path, paths: tuple[Path, ...], provided: set[str]) -> None:
         self.root = root
         self.paths = paths
+        self.provided = provided
         self.cache: dict[str, Role | None] = {}
         self.meta_problems: list[Problem] = []
 
@@ -145,6 +159,9 @@ class _Roles:
             if candidate.is_dir():
                 role = Role(name, candidate, self._dependencies(candidate))
                 break
+        if role is None and (name in self.provided or name.count(".") == 2):
+            # Installed by `requirements:` at build time, or a collection's role.
+            role = Role(name, self.paths[-1] / name if self.paths else Path(name), ())
         self.cache[name] = role
         return role
 
@@ -223,24 +240,54 @@ def read_inventory(path: Path) -> InventoryInfo:
     )
 
 
-def config_inventory(root: Path) -> Path | None:
-    """The inventory the project's ansible.cfg names, as ansible-playbook would use it."""
+def config_paths(root: Path, key: str, separator: str = ":") -> list[Path]:
+    """Existing paths the project's ansible.cfg gives for `key` in [defaults], resolved."""
     import configparser
 
     cfg = root / "ansible.cfg"
     if not cfg.is_file():
-        return None
+        return []
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read(cfg, encoding="utf-8")
     except configparser.Error:
-        return None
-    value = parser.get("defaults", "inventory", fallback=None)
-    if not value:
-        return None
-    first = value.split(",")[0].strip()
-    path = (cfg.parent / Path(first).expanduser()).resolve()
-    return path if path.exists() else None
+        return []
+    value = parser.get("defaults", key, fallback=None) or ""
+    paths = [
+        (cfg.parent / Path(part.strip()).expanduser()).resolve()
+        for part in value.split(separator)
+        if part.strip()
+    ]
+    return [p for p in paths if p.exists()]
+
+
+def config_inventory(root: Path) -> Path | None:
+    """The inventory the project's ansible.cfg names, as ansible-playbook would use it."""
+    found = config_paths(root, "inventory", ",")
+    return found[0] if found else None
+
+
+def requirement_roles(path: Path) -> set[str]:
+    """Role names a requirements file will install (its `name`, else one from `src`)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return set()
+    entries = data.get("roles", []) if isinstance(data, dict) else data
+    names: set[str] = set()
+    for entry in entries or []:
+        if isinstance(entry, str):
+            entry = {"src": entry}
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name")
+        if not name and isinstance(entry.get("src"), str):
+            src = entry["src"].rstrip("/").split(",")[0]
+            name = src.rsplit("/", 1)[-1].removesuffix(".git")
+            name = re.sub(r"\.(tar\.gz|tgz|tar)$", "", name)
+        if isinstance(name, str) and name:
+            names.add(name)
+    return names
 
 
 class _Resolver:
@@ -251,13 +298,38 @@ class _Resolver:
         self.spec = loaded.spec
         self.root = loaded.root.resolve()
         self.problems: list[Problem] = []
-        self.roles_paths = tuple((self.root / p).resolve() for p in self.spec.roles_path)
-        for index, path in enumerate(self.roles_paths):
+        spec_paths = [(self.root / p).resolve() for p in self.spec.roles_path]
+        for index, path in enumerate(spec_paths):
             if not path.is_dir():
                 self.report(
                     ("roles_path", index), f"directory {_rel(path, self.root)} does not exist"
                 )
-        self.finder = _Roles(self.root, self.roles_paths)
+        self.requirements: Path | None = None
+        provided: set[str] = set()
+        galaxy = self.root / GALAXY_DIR
+        if self.spec.requirements is not None:
+            self.requirements = (self.root / self.spec.requirements).resolve()
+            if not self.requirements.is_file():
+                self.report(
+                    ("requirements",),
+                    f"requirements file {self.spec.requirements} not found (no such file)",
+                )
+                self.requirements = None
+            else:
+                provided = requirement_roles(self.requirements)
+        # Ansible's order: the spec's roles_path, the project's ansible.cfg roles_path,
+        # then what requirements installed.
+        paths = [*spec_paths, *config_paths(self.root, "roles_path")]
+        if self.requirements is not None:
+            paths.append(galaxy / "roles")
+        self.roles_paths = tuple(dict.fromkeys(paths))
+        collections = config_paths(self.root, "collections_path") or config_paths(
+            self.root, "collections_paths"
+        )
+        if self.requirements is not None:
+            collections.insert(0, galaxy / "collections")
+        self.collections_paths = tuple(dict.fromkeys(collections))
+        self.finder = _Roles(self.root, self.roles_paths, provided)
         self._inventories: dict[Path, InventoryInfo | None] = {}
         self.inventory = self._default_inventory(inventory_override)
 
@@ -448,7 +520,16 @@ class _Resolver:
             )
             raise SpecError(self.problems)
         order = tuple(graphlib.TopologicalSorter(graph).static_order())
-        return Project(self.root, self.loaded, self.roles_paths, self.inventory, images, order)
+        return Project(
+            self.root,
+            self.loaded,
+            self.roles_paths,
+            self.inventory,
+            images,
+            order,
+            self.requirements,
+            self.collections_paths,
+        )
 
     def _check_cycles(self, graph: dict[str, set[str]]) -> None:
         try:

@@ -126,6 +126,7 @@ class RenderInput:
     groups: list[str] = field(default_factory=list)
     inventory: Path | None = None
     roles_paths: list[Path] = field(default_factory=list)
+    collections_paths: list[Path] = field(default_factory=list)
     ansible_config: Path | None = None
     mitogen_strategy_dir: Path | None = None
     host_alias: str = ""
@@ -311,6 +312,9 @@ def ansible_env(inp: RenderInput) -> list[str]:
         env["ANSIBLE_CONFIG"] = str(inp.ansible_config)
     if inp.roles_paths:
         env["ANSIBLE_ROLES_PATH"] = ":".join(str(p) for p in inp.roles_paths)
+    if inp.collections_paths:
+        defaults = ["~/.ansible/collections", "/usr/share/ansible/collections"]
+        env["ANSIBLE_COLLECTIONS_PATH"] = ":".join([*map(str, inp.collections_paths), *defaults])
     if inp.connection == "mitogen":
         assert inp.mitogen_strategy_dir is not None
         env["ANSIBLE_STRATEGY_PLUGINS"] = str(inp.mitogen_strategy_dir)

@@ -303,6 +303,7 @@ class Spec(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     inventory: str | None = None
     roles_path: list[str] = Field(default_factory=lambda: ["roles"])
+    requirements: str | None = None
     bases: dict[Name, BaseImage] = Field(default_factory=dict)
     images: dict[Name, Image] = Field(min_length=1)
 

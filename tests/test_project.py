@@ -155,3 +155,39 @@ def test_inventory_comes_from_cli_then_spec_then_ansible_cfg(tmp_path: Path) -> 
     assert load_project(tmp_path, inventory=tmp_path / "inv2").inventory == (
         tmp_path.resolve() / "inv2"
     )
+
+
+def test_requirement_roles_are_named_as_ansible_galaxy_names_them(tmp_path: Path) -> None:
+    from orchestrator.project import requirement_roles
+
+    path = tmp_path / "requirements.yml"
+    path.write_text(
+        "roles:\n"
+        "  - name: named\n    src: https://example.invalid/x.git\n"
+        "  - src: git+file:///srv/repos/from_git.git\n"
+        "  - src: file:///tmp/from_tar.tar.gz\n"
+        "  - geerlingguy.docker\n"
+        "collections:\n  - name: community.general\n"
+    )
+    assert requirement_roles(path) == {"named", "from_git", "from_tar", "geerlingguy.docker"}
+    path.write_text("- src: file:///tmp/old_style.tgz\n")
+    assert requirement_roles(path) == {"old_style"}
+
+
+def test_roles_from_requirements_validate_before_they_are_installed(tmp_path: Path) -> None:
+    (tmp_path / "roles").mkdir()
+    (tmp_path / "requirements.yml").write_text("roles:\n  - name: later\n    src: x.tar.gz\n")
+    (tmp_path / "rolecast.yml").write_text(
+        "version: 1\nrequirements: requirements.yml\n"
+        "images:\n  a:\n    from: debian:12\n    roles: [later, ns.coll.role]\n"
+    )
+    project = load_project(tmp_path)
+    assert project.roles_paths[-1] == tmp_path.resolve() / ".rolecast" / "galaxy" / "roles"
+    assert project.collections_paths[0] == tmp_path.resolve() / ".rolecast/galaxy/collections"
+    message = spec_error(
+        tmp_path,
+        "version: 1\nrequirements: reqs.yml\nimages:\n  a:\n    from: debian:12\n",
+    )
+    assert message == (
+        "rolecast.yml:2:15 requirements: requirements file reqs.yml not found (no such file)"
+    )

@@ -417,3 +417,66 @@ def test_a_role_written_for_vms_builds_unedited(edge: Path, docker_engine: Any) 
         " && echo ok"
     )
     assert run_in(docker_engine, "rolecast-test/vm:test", "sh", "-c", check) == "ok\n"
+
+
+def make_role(path: Path, content: str) -> None:
+    (path / "meta").mkdir(parents=True, exist_ok=True)
+    (path / "meta" / "main.yml").write_text("galaxy_info: {author: t, license: MIT}\n")
+    (path / "tasks").mkdir(parents=True, exist_ok=True)
+    (path / "tasks" / "main.yml").write_text(
+        "---\n- name: Write where it came from\n  ansible.builtin.copy:\n"
+        f'    content: "{content}\\n"\n    dest: /etc/{path.name}\n    mode: "0644"\n'
+    )
+
+
+def test_requirements_from_a_tarball_and_a_git_repository(
+    tmp_path: Path, docker_engine: Any
+) -> None:
+    sources = tmp_path / "sources"
+    make_role(sources / "tarrole", "tar v1")
+    subprocess.run(
+        ["tar", "-C", str(sources), "-czf", str(sources / "tarrole.tar.gz"), "tarrole"],
+        check=True,
+    )
+    repo = sources / "gitrole"
+    make_role(repo, "git v1")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+    subprocess.run([*git, "tag", "v1"], check=True)
+
+    project = tmp_path / "project"
+    (project / "roles").mkdir(parents=True)
+    requirements = project / "requirements.yml"
+
+    def require(version: str) -> None:
+        requirements.write_text(
+            "---\nroles:\n"
+            f"  - name: tarrole\n    src: file://{sources / 'tarrole.tar.gz'}\n"
+            f"  - name: gitrole\n    src: git+file://{repo}\n    version: {version}\n"
+        )
+
+    require("v1")
+    (project / "rolecast.yml").write_text(
+        "version: 1\nrequirements: requirements.yml\n"
+        "images:\n  req:\n    from: rolecast/debian-bookworm:bookworm\n"
+        "    name: rolecast-test/req\n    tags: [test]\n    roles: [tarrole, gitrole]\n"
+    )
+    assert rolecast("validate", cwd=project).returncode == 0
+    done = rolecast("build", "--plain", cwd=project)
+    assert done.returncode == 0, done.stderr[-2000:]
+    inside = "cat /etc/tarrole /etc/gitrole"
+    assert run_in(docker_engine, "rolecast-test/req:test", "sh", "-c", inside) == "tar v1\ngit v1\n"
+    labels = docker_engine.images.get("rolecast-test/req:test").labels
+    assert labels["io.rolecast.requirements"] == "gitrole=v1,tarrole=unversioned"
+
+    make_role(repo, "git v2")
+    subprocess.run([*git, "commit", "-qam", "v2"], check=True)
+    subprocess.run([*git, "tag", "v2"], check=True)
+    require("v2")
+    done = rolecast("build", "--plain", cwd=project)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert run_in(docker_engine, "rolecast-test/req:test", "sh", "-c", inside) == "tar v1\ngit v2\n"
+    resolved = json.loads((project / ".rolecast" / "galaxy" / "resolved.json").read_text())
+    assert resolved == {"gitrole": "v2", "tarrole": "unversioned"}

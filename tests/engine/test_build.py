@@ -249,7 +249,7 @@ def test_interrupted_build_leaves_no_container_and_no_tag(
 def test_rendered_template_passes_packer_validate(tmp_path: Path, docker_engine: Any) -> None:
     project = copy_project(ROOT, tmp_path / "example")
     out = tmp_path / "web.pkr.json"
-    done = rolecast("render", "web", "-o", str(out), cwd=project)
+    done = rolecast("render", "web@staging", "-o", str(out), cwd=project)
     assert done.returncode == 0, done.stderr
     check = subprocess.run(
         ["packer", "validate", str(out)], capture_output=True, text=True, cwd=tmp_path
@@ -480,3 +480,43 @@ def test_requirements_from_a_tarball_and_a_git_repository(
     assert run_in(docker_engine, "rolecast-test/req:test", "sh", "-c", inside) == "tar v1\ngit v2\n"
     resolved = json.loads((project / ".rolecast" / "galaxy" / "resolved.json").read_text())
     assert resolved == {"gitrole": "v2", "tarrole": "unversioned"}
+
+
+def test_requirements_install_a_collection_whose_role_an_image_uses(
+    tmp_path: Path, docker_engine: Any
+) -> None:
+    source = tmp_path / "collection"
+    (source / "roles" / "hello" / "tasks").mkdir(parents=True)
+    (source / "galaxy.yml").write_text(
+        "namespace: rolecasttest\nname: demo\nversion: 1.2.0\nreadme: README.md\nauthors: [tests]\n"
+    )
+    (source / "README.md").write_text("A collection the test builds.\n")
+    (source / "roles" / "hello" / "tasks" / "main.yml").write_text(
+        "---\n- name: Say hello from the collection\n  ansible.builtin.copy:\n"
+        '    content: "from the collection\\n"\n    dest: /etc/hello\n    mode: "0644"\n'
+    )
+    galaxy = str(Path(ROLECAST).parent / "ansible-galaxy")
+    built = subprocess.run(
+        [galaxy, "collection", "build", str(source), "--output-path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    tarball = tmp_path / "rolecasttest-demo-1.2.0.tar.gz"
+    project = tmp_path / "project"
+    (project / "roles").mkdir(parents=True)
+    (project / "requirements.yml").write_text(
+        f"---\ncollections:\n  - name: {tarball}\n    type: file\n"
+    )
+    (project / "rolecast.yml").write_text(
+        "version: 1\nrequirements: requirements.yml\n"
+        "images:\n  coll:\n    from: rolecast/debian-bookworm:bookworm\n"
+        "    name: rolecast-test/coll\n    tags: [test]\n    roles: [rolecasttest.demo.hello]\n"
+    )
+    done = rolecast("build", "--plain", cwd=project)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert run_in(docker_engine, "rolecast-test/coll:test", "cat", "/etc/hello") == (
+        "from the collection\n"
+    )
+    labels = docker_engine.images.get("rolecast-test/coll:test").labels
+    assert labels["io.rolecast.requirements"] == "rolecasttest.demo=1.2.0"

@@ -211,6 +211,18 @@ def run_command(inp: RenderInput) -> list[str]:
     return argv
 
 
+def _install_when_missing(command: str, text: str) -> str:
+    """Shell that installs a stand-in for `command` when the image has none, and records it."""
+    path = f"/usr/local/sbin/{command}"
+    return f"""if ! command -v {command} >/dev/null 2>&1; then
+  cat > {path} <<'ROLECAST_SHIM'
+{text.strip()}
+ROLECAST_SHIM
+  chmod 755 {path}
+  shims="$shims {path}"
+fi"""
+
+
 def bootstrap_script() -> list[str]:
     """Install what Ansible needs (python3; python3-apt for the apt module), and say so."""
     script = f"""
@@ -236,20 +248,8 @@ echo "$need" > {BOOTSTRAP_RECORD}
 if [ -n "$need" ]; then echo "rolecast: installed for Ansible:$need"; fi
 shims=""
 mkdir -p /usr/local/sbin
-if ! command -v sudo >/dev/null 2>&1; then
-  cat > /usr/local/sbin/sudo <<'ROLECAST_SHIM'
-{SUDO_SHIM.strip()}
-ROLECAST_SHIM
-  chmod 755 /usr/local/sbin/sudo
-  shims="$shims /usr/local/sbin/sudo"
-fi
-if ! command -v systemctl >/dev/null 2>&1; then
-  cat > /usr/local/sbin/systemctl <<'ROLECAST_SHIM'
-{SYSTEMCTL_SHIM.strip()}
-ROLECAST_SHIM
-  chmod 755 /usr/local/sbin/systemctl
-  shims="$shims /usr/local/sbin/systemctl"
-fi
+{_install_when_missing("sudo", SUDO_SHIM)}
+{_install_when_missing("systemctl", SYSTEMCTL_SHIM)}
 if [ -d /usr/sbin ] && [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '{POLICY_RC_D}' > /usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d

@@ -66,6 +66,15 @@ def published_port(container: Any, port: str) -> int:
     return int(container.ports[port][0]["HostPort"])
 
 
+def serve(client: Any, image: str, port: str, path: str = "/") -> str:
+    """Run the image's own command, publish `port` on 127.0.0.1, and GET `path` from it."""
+    container = client.containers.run(image, detach=True, ports={port: ("127.0.0.1", None)})
+    try:
+        return http_get(f"http://127.0.0.1:{published_port(container, port)}{path}")
+    finally:
+        container.remove(force=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

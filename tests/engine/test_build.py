@@ -16,10 +16,9 @@ from .helpers import (
     ROLECAST,
     build_json,
     copy_project,
-    http_get,
-    published_port,
     remove_images,
     rolecast,
+    serve,
 )
 
 pytestmark = pytest.mark.engine
@@ -79,14 +78,7 @@ def test_web_image_config_and_response(example_build: dict[str, Any], docker_eng
     # The staging inventory's group_vars reached the role.
     conf = run_in(docker_engine, image.id, "cat", "/etc/nginx/nginx.conf")
     assert "worker_processes 2;" in conf
-    container = docker_engine.containers.run(
-        image.id, detach=True, ports={"80/tcp": ("127.0.0.1", None)}
-    )
-    try:
-        body = http_get(f"http://127.0.0.1:{published_port(container, '80/tcp')}/")
-    finally:
-        container.remove(force=True)
-    assert "Example site (staging)" in body
+    assert "Example site (staging)" in serve(docker_engine, image.id, "80/tcp")
 
 
 def test_app_image_config_and_response(example_build: dict[str, Any], docker_engine: Any) -> None:
@@ -104,13 +96,7 @@ def test_app_image_config_and_response(example_build: dict[str, Any], docker_eng
     assert "PYTHONUNBUFFERED=1" in config["Env"]
     assert config["ExposedPorts"] == {"8080/tcp": {}}
     assert config["Labels"]["com.example.team"] == "platform"
-    container = docker_engine.containers.run(
-        image.id, detach=True, ports={"8080/tcp": ("127.0.0.1", None)}
-    )
-    try:
-        body = http_get(f"http://127.0.0.1:{published_port(container, '8080/tcp')}/")
-    finally:
-        container.remove(force=True)
+    body = serve(docker_engine, image.id, "8080/tcp")
     assert json.loads(body) == {"greeting": "hello from staging", "environment": "staging"}
 
 

@@ -35,6 +35,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v curl >/dev/null || missing+=(curl)
 command -v ssh >/dev/null || missing+=(openssh-client) # for connection: proxy
 command -v tar >/dev/null || missing+=(tar)
+command -v git >/dev/null || missing+=(git) # requirements from git, and git tags
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   apt_install "${missing[@]}"

@@ -266,6 +266,9 @@ def build(
             "--idempotence", help="Apply the roles a second time; fail if any task changes."
         ),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Build even the images that are fresh.")
+    ] = False,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
     import signal
@@ -286,6 +289,7 @@ def build(
         connection=connection,
         vault_arguments=vault,
         idempotence=idempotence,
+        force=force,
     )
     shown = err if as_json else out
     live = sys.stdout.isatty() and not plain and not as_json
@@ -309,6 +313,30 @@ def build(
             out.print(table)
     if failure is not None:
         raise _fail(failure)
+
+
+@app.command("plan")
+def plan_command(
+    images: Annotated[
+        list[str] | None, typer.Argument(help="Images to plan (default: all), with parents.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+) -> None:
+    """Say which images are fresh, stale or missing, and why; builds nothing."""
+    from .plan import plan_images
+    from .tools import docker_client
+
+    project = _project()
+    plans = guarded(lambda: plan_images(project, list(images or []), docker_client()))
+    if as_json:
+        typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("IMAGE", "STATUS", "FIRST STAGE", "WHY"):
+        table.add_column(column)
+    for item in plans:
+        table.add_row(item.name, item.status, item.first_stage or "-", item.reason)
+    out.print(table)
 
 
 def main() -> None:

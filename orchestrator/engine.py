@@ -26,7 +26,9 @@ from .errors import (
     ToolMissingError,
     UsageError,
 )
+from .fingerprint import Manifest
 from .packer_output import BuildState, parse
+from .plan import ImagePlan, assess, save_state
 from .project import Project, ResolvedImage
 from .runner import INSTALL_HINTS, run
 from .tags import GitInfo, git_info, resolve_tags
@@ -40,7 +42,7 @@ from .tools import (
 
 STATE_DIR = ".rolecast"
 CANDIDATE_REPOSITORY = "rolecast-candidate"
-FINGERPRINT_PLACEHOLDER = "unset"
+FINGERPRINT_PLACEHOLDER = "unset"  # what `rolecast render` shows before a build
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class BuildOptions:
     connection: str | None = None
     vault_arguments: tuple[str, ...] = ()
     idempotence: bool = False
+    force: bool = False
 
 
 OnEvent = Callable[[Event], None]
@@ -327,7 +330,6 @@ class Builder:
             labels["org.opencontainers.image.source"] = self.git.remote
         labels |= {
             "io.rolecast.version": __version__,
-            "io.rolecast.fingerprint": FINGERPRINT_PLACEHOLDER,
             "io.rolecast.roles": ",".join(r.name for r in image.role_closure),
         }
         if image.variant is not None:
@@ -353,6 +355,7 @@ class Builder:
         parent: str,
         parent_config: render.ParentConfig,
         build_dir: Path,
+        fingerprint: str = FINGERPRINT_PLACEHOLDER,
     ) -> render.RenderInput:
         spec = self.project.loaded.spec
         connection, strategy = choose_connection(
@@ -366,7 +369,7 @@ class Builder:
             parent_is_local=True,
             parent_config=parent_config,
             config=image.spec.config,
-            labels=self.labels(image, tags),
+            labels=self.labels(image, tags) | {"io.rolecast.fingerprint": fingerprint},
             repository=image.repository,
             tags=tags,
             build_id=build_id,
@@ -414,9 +417,19 @@ class Builder:
         self.check_tools()
         self.install_requirements()
         report = BuildReport()
+        bases_log = self.state / "logs" / f"bases-{self.now:%Y%m%dT%H%M%SZ}.log"
+        bases_log.parent.mkdir(parents=True, exist_ok=True)
         for name in order:
+            image = self.project.images[name]
             try:
-                self.build_one(self.project.images[name], report)
+                parent = self.ensure_parent(image, bases_log)
+                parent_id = str(self.client.images.get(parent).id)
+                assessed, manifest = assess(self.project, image, parent_id, True, self.client)
+                if assessed.status == "fresh" and not self.options.force:
+                    self.keep_fresh(image, assessed, report)
+                    continue
+                self.emit(image.name, "planned", f"{assessed.status}: {assessed.reason}")
+                self.build_one(image, report, parent, manifest)
             except BuildFailedError as exc:
                 report.images.append(ImageResult(name=name, result="failed", error=str(exc)))
                 for rest in order[order.index(name) + 1 :]:
@@ -425,7 +438,28 @@ class Builder:
                 raise
         return report
 
-    def build_one(self, image: ResolvedImage, report: BuildReport) -> ImageResult:
+    def keep_fresh(self, image: ResolvedImage, assessed: ImagePlan, report: BuildReport) -> None:
+        """Nothing changed: no container starts; the tags are (re)applied to the last image."""
+        assert assessed.image_id is not None
+        built = self.client.images.get(assessed.image_id)
+        tags = self.resolved_tags(image)
+        for tag in tags:
+            built.tag(image.repository, tag)
+        report.images.append(
+            ImageResult(
+                name=image.name,
+                result="fresh",
+                tags=[f"{image.repository}:{t}" for t in tags],
+                image_id=assessed.image_id,
+                size=built.attrs.get("Size"),
+                notes=["fresh: nothing changed since the last build"],
+            )
+        )
+        self.emit(image.name, "done", f"fresh, {assessed.image_id[7:19]} {' '.join(tags)}")
+
+    def build_one(
+        self, image: ResolvedImage, report: BuildReport, parent: str, manifest: Manifest
+    ) -> ImageResult:
         started = time.monotonic()
         build_id = uuid.uuid4().hex[:12]
         stamp = self.now.strftime("%Y%m%dT%H%M%SZ")
@@ -435,13 +469,13 @@ class Builder:
         build_dir = self.state / "build" / image.slug
         self.emit(image.name, "starting", f"log: {self._rel(log)}")
 
-        parent = self.ensure_parent(image, log)
         inp = self.render_input(
             image,
             build_id=build_id,
             parent=parent,
             parent_config=self.parent_config(parent),
             build_dir=build_dir,
+            fingerprint=manifest.fingerprint,
         )
         gated = self.gated(image)
         final_tags = list(inp.tags)
@@ -536,6 +570,8 @@ class Builder:
             connection=inp.connection,
             notes=state.notes,
         )
+        if image_id:
+            save_state(self.project, image, manifest, image_id, tags)
         report.images.append(result)
         self.emit(image.name, "done", f"{image_id[7:19] if image_id else '?'} {' '.join(tags)}")
         return result

@@ -120,4 +120,3 @@ def test_labels_layer_spec_values_over_rolecasts(monkeypatch: pytest.MonkeyPatch
     assert labels["org.opencontainers.image.vendor"] == "Example Ops"
     assert labels["com.example.team"] == "platform"
     assert labels["io.rolecast.roles"] == "python_runtime,app"
-    assert labels["io.rolecast.fingerprint"] == "unset"

@@ -28,8 +28,8 @@ REGISTRY = "localhost:5000/example"
 
 @pytest.fixture(scope="module")
 def example_build(docker_engine: Any) -> dict[str, Any]:
-    """The example project built once, as the demo builds it."""
-    done, data = build_json(cwd=ROOT)
+    """The example project built once, as the demo builds it (forced: never from state)."""
+    done, data = build_json("--force", cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     return data
 
@@ -506,3 +506,56 @@ def test_requirements_install_a_collection_whose_role_an_image_uses(
     )
     labels = docker_engine.images.get("rolecast-test/coll:test").labels
     assert labels["io.rolecast.requirements"] == "rolecasttest.demo=1.2.0"
+
+
+def test_a_second_build_with_nothing_changed_starts_no_container(
+    example_build: dict[str, Any], docker_engine: Any
+) -> None:
+    import time
+
+    since = int(time.time())
+    done, data = build_json(cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    until = int(time.time()) + 1
+    assert [i["result"] for i in data["images"]] == ["fresh"] * 4
+    assert [i["image_id"] for i in data["images"]] == [
+        i["image_id"] for i in example_build["images"]
+    ]
+    created = list(
+        docker_engine.events(
+            since=since,
+            until=until,
+            decode=True,
+            filters={"type": "container", "event": "create"},
+        )
+    )
+    assert created == []
+
+
+def test_plan_names_the_file_that_changed(edge: Path, docker_engine: Any) -> None:
+    done = rolecast("build", "--plain", "quoting", cwd=edge)
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = json.loads(rolecast("plan", "--json", "quoting", cwd=edge).stdout)
+    assert [(p["name"], p["status"]) for p in plan] == [("quoting", "fresh")]
+    built_id = plan[0]["image_id"]
+    labels = docker_engine.images.get(built_id).labels
+    assert labels["io.rolecast.fingerprint"] == plan[0]["fingerprint"]
+
+    task = edge / "roles" / "marker" / "tasks" / "main.yml"
+    task.write_text(task.read_text().replace("marker written", "marker rewritten"))
+    (stale,) = json.loads(rolecast("plan", "--json", "quoting", cwd=edge).stdout)
+    assert stale["status"] == "stale"
+    assert stale["reason"] == "roles/marker/tasks/main.yml changed"
+    assert stale["first_stage"] == "role marker"
+
+    inventory = edge / "inventory" / "group_vars" / "all" / "plain.yml"
+    inventory.write_text(inventory.read_text() + "extra: 1\n")
+    (stale,) = json.loads(rolecast("plan", "--json", "quoting", cwd=edge).stdout)
+    assert stale["reason"] == "inventory/group_vars/all/plain.yml changed"
+    assert stale["first_stage"] == "image"
+
+    done = rolecast("build", "--plain", "quoting", cwd=edge)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (fresh,) = json.loads(rolecast("plan", "--json", "quoting", cwd=edge).stdout)
+    assert fresh["status"] == "fresh"
+    assert fresh["image_id"] != built_id

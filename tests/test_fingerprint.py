@@ -1,0 +1,64 @@
+"""Fingerprints: content, not mtime; ignored files; what changed first, in words."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.fingerprint import Manifest, Stage, first_change, tree_inputs
+
+
+def test_tree_inputs_hash_content_and_mode_not_mtime(tmp_path: Path) -> None:
+    role = tmp_path / "roles" / "r"
+    (role / "tasks").mkdir(parents=True)
+    task = role / "tasks" / "main.yml"
+    task.write_text("- debug: msg=hi\n")
+    for ignored in (".git/HEAD", "molecule/default/x.yml", "tests/test.yml", "README.md"):
+        (role / ignored).parent.mkdir(parents=True, exist_ok=True)
+        (role / ignored).write_text("ignored\n")
+    first = tree_inputs(role, tmp_path)
+    assert list(first) == ["roles/r/tasks/main.yml"]
+    os.utime(task, (1, 1))
+    assert tree_inputs(role, tmp_path) == first
+    task.chmod(0o600)
+    assert tree_inputs(role, tmp_path) != first
+
+
+def manifest(*stages: tuple[str, dict[str, str]]) -> Manifest:
+    return Manifest(
+        [Stage(name, inputs, name + str(sorted(inputs.items()))) for name, inputs in stages]
+    )
+
+
+def test_first_change_in_build_order() -> None:
+    old = manifest(
+        ("image", {"parent image": "p1", "inventory/hosts": "a"}),
+        ("role common", {"roles/common/tasks/main.yml": "c"}),
+        ("role nginx", {"roles/nginx/templates/x.j2": "n"}),
+    )
+    assert first_change(old, old) is None
+    template = manifest(
+        ("image", {"parent image": "p1", "inventory/hosts": "a"}),
+        ("role common", {"roles/common/tasks/main.yml": "c"}),
+        ("role nginx", {"roles/nginx/templates/x.j2": "N"}),
+    )
+    assert first_change(old, template) == "roles/nginx/templates/x.j2 changed"
+    parent = manifest(
+        ("image", {"parent image": "p2", "inventory/hosts": "b"}),
+        *[(s.name, s.inputs) for s in old.stages[1:]],
+    )
+    assert first_change(old, parent) == "the image it is built from was rebuilt"
+    added = manifest(*[(s.name, s.inputs) for s in old.stages], ("role app", {"x": "1"}))
+    assert first_change(old, added) == "role app was added to the image"
+    assert first_change(added, old) == "role app was removed from the image"
+    removed_file = manifest(
+        ("image", {"parent image": "p1"}), *[(s.name, s.inputs) for s in old.stages[1:]]
+    )
+    assert first_change(old, removed_file) == "inventory/hosts was removed"
+
+
+def test_manifest_round_trips_through_json() -> None:
+    old = manifest(("image", {"a": "1"}), ("role r", {"b": "2"}))
+    again = Manifest.from_dict(old.as_dict())
+    assert again == old
+    assert again.fingerprint == old.fingerprint

@@ -26,7 +26,7 @@ from .errors import (
     ToolMissingError,
     UsageError,
 )
-from .fingerprint import Manifest
+from .fingerprint import Manifest, image_manifest
 from .packer_output import BuildState, parse
 from .plan import ImagePlan, assess, save_state
 from .project import Project, ResolvedImage
@@ -715,10 +715,13 @@ def render_image(project: Project, name: str, options: BuildOptions) -> str:
     reference = builder.parent_reference(image)
     build_dir = builder.state / "build" / image.slug
     parent_config = render.ParentConfig(cmd=["/bin/bash"])
+    fingerprint = FINGERPRINT_PLACEHOLDER
     try:
         builder.client = docker_client(timeout=10)
         if image_exists(builder.client, reference):
             parent_config = builder.parent_config(reference)
+            parent_id = str(builder.client.images.get(reference).id)
+            fingerprint = image_manifest(project, image, parent_id).fingerprint
         elif image.parent_kind == "external":
             raise UsageError(
                 f"image {name}: cannot read the config of {reference} (not present); "
@@ -734,6 +737,7 @@ def render_image(project: Project, name: str, options: BuildOptions) -> str:
         parent=reference,
         parent_config=parent_config,
         build_dir=build_dir,
+        fingerprint=fingerprint,
     )
     builder.write_inputs(image, inp, build_dir)
     return render.dumps(render.template(inp))

@@ -526,7 +526,8 @@ def test_a_second_build_with_nothing_changed_starts_no_container(
             since=since,
             until=until,
             decode=True,
-            filters={"type": "container", "event": "create"},
+            # Build and gate containers carry this label; other tests' containers do not.
+            filters={"type": "container", "event": "create", "label": "io.rolecast.build"},
         )
     )
     assert created == []

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import __version__, gates, render
 from .bases import image_exists, make_base
 from .errors import (
@@ -30,6 +28,7 @@ from .fingerprint import Manifest, image_manifest
 from .packer_output import BuildState, parse
 from .plan import ImagePlan, assess, save_state
 from .project import Project, ResolvedImage
+from .requirements import install_requirements
 from .runner import INSTALL_HINTS, run
 from .tags import GitInfo, git_info, resolve_tags
 from .tools import (
@@ -138,18 +137,6 @@ def ansible_playbook() -> str:
     return found
 
 
-def resolved_requirements(galaxy: Path) -> dict[str, str]:
-    """What each installed role and collection resolved to (a version, a git ref)."""
-    found: dict[str, str] = {}
-    for info in sorted((galaxy / "roles").glob("*/meta/.galaxy_install_info")):
-        data = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
-        found[info.parent.parent.name] = str(data.get("version") or "unversioned")
-    for manifest in sorted((galaxy / "collections").glob("ansible_collections/*/*/MANIFEST.json")):
-        meta = json.loads(manifest.read_text(encoding="utf-8")).get("collection_info", {})
-        found[f"{meta.get('namespace')}.{meta.get('name')}"] = str(meta.get("version"))
-    return found
-
-
 def vault_arguments(password_files: list[Path], vault_ids: list[str]) -> tuple[str, ...]:
     """ansible-playbook arguments naming vault secrets by path; a missing file is bad input."""
     args: list[str] = []
@@ -217,40 +204,19 @@ class Builder:
         self.git = git_info(self.root)
 
     def install_requirements(self) -> None:
-        """Install `requirements:` (roles and collections) into `.rolecast/galaxy/`."""
-        requirements = self.project.requirements
-        if requirements is None:
+        if self.project.requirements is None:
             return
-        galaxy = self.project.galaxy
         logs = self.state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        log = logs / f"requirements-{self.now:%Y%m%dT%H%M%SZ}.log"
-        tool = str(Path(ansible_playbook()).parent / "ansible-galaxy")
-        self.emit("requirements", "installing", self._rel(requirements))
-        for kind, target in (("role", galaxy / "roles"), ("collection", galaxy / "collections")):
-            target.mkdir(parents=True, exist_ok=True)
-            try:
-                run(
-                    [tool, kind, "install", "-r", requirements, "-p", target, "--force"],
-                    timeout=self.options.timeout,
-                    log_file=log,
-                    cwd=self.root,
-                    what=f"ansible-galaxy {kind} install",
-                )
-            except CommandFailedError as exc:
-                reasons = [
-                    line.split("- ", 1)[-1]
-                    for line in exc.tail
-                    if "NOT installed" in line
-                    or ("ERROR" in line and "--ignore-errors" not in line)
-                ]
-                detail = reasons[0] if reasons else (exc.tail or ["no output"])[-1]
-                raise BuildFailedError(
-                    f"requirements {self._rel(requirements)}: {detail.strip()}; "
-                    f"log: {self._rel(log)}"
-                ) from None
-        resolved = resolved_requirements(galaxy)
-        (galaxy / "resolved.json").write_text(json.dumps(resolved, indent=2, sort_keys=True))
+        self.emit("requirements", "installing", self._rel(self.project.requirements))
+        resolved = install_requirements(
+            self.project.requirements,
+            self.project.galaxy,
+            galaxy_tool=str(Path(ansible_playbook()).parent / "ansible-galaxy"),
+            log=logs / f"requirements-{self.now:%Y%m%dT%H%M%SZ}.log",
+            timeout=self.options.timeout,
+            shown=self._rel,
+        )
         self.emit(
             "requirements",
             "installed",

@@ -267,10 +267,30 @@ def build(
         ),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Build even the images that are fresh.")
+        list[str] | None,
+        typer.Option(
+            "--force", metavar="IMAGE", help="Rebuild IMAGE from its parent, fresh or not."
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Ignore fresh images and cached stages: rebuild all."),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("-j", "--jobs", min=1, help="Images built at once (default: CPUs)."),
+    ] = None,
+    keep_going: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-going/--fail-fast",
+            help="After a failure, build what does not depend on it (default in CI), "
+            "or start nothing more (default elsewhere).",
+        ),
+    ] = None,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
+    import os
     import signal
 
     from .engine import Builder, BuildOptions, BuildReport, vault_arguments
@@ -289,7 +309,10 @@ def build(
         connection=connection,
         vault_arguments=vault,
         idempotence=idempotence,
-        force=force,
+        force=tuple(force or ()),
+        no_cache=no_cache,
+        jobs=jobs or os.cpu_count() or 1,
+        keep_going=keep_going if keep_going is not None else bool(os.environ.get("CI")),
     )
     shown = err if as_json else out
     live = sys.stdout.isatty() and not plain and not as_json
@@ -321,22 +344,141 @@ def plan_command(
         list[str] | None, typer.Argument(help="Images to plan (default: all), with parents.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="table, json, github-matrix, mermaid or dot.", metavar="FORMAT"
+        ),
+    ] = "table",
 ) -> None:
-    """Say which images are fresh, stale or missing, and why; builds nothing."""
+    """Say which images are fresh, stale or missing, from which stage, and why."""
+    from . import graph
+    from .errors import UsageError
     from .plan import plan_images
     from .tools import docker_client
 
+    formats = ("table", "json", "github-matrix", "mermaid", "dot")
+    if output_format not in formats:
+        raise _fail(UsageError(f"--format {output_format}: use {', '.join(formats)}"))
+    if as_json:
+        output_format = "json"
     project = _project()
     plans = guarded(lambda: plan_images(project, list(images or []), docker_client()))
-    if as_json:
+    if output_format == "json":
         typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
+    elif output_format == "github-matrix":
+        typer.echo(json.dumps(graph.github_matrix(project, plans), separators=(",", ":")))
+    elif output_format == "mermaid":
+        typer.echo(graph.mermaid(project, plans), nl=False)
+    elif output_format == "dot":
+        typer.echo(graph.dot(project, plans), nl=False)
+    else:
+        table = Table(box=None, header_style="bold")
+        for column in ("IMAGE", "STATUS", "FIRST STAGE", "WHY"):
+            table.add_column(column)
+        for item in plans:
+            table.add_row(item.name, item.status, item.first_stage or "-", item.reason)
+        out.print(table)
+
+
+@app.command("history")
+def history_command(
+    images: Annotated[list[str] | None, typer.Argument(help="Images (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="Newest N records.")] = 20,
+) -> None:
+    """Show the recorded builds: result, stages run and reused, duration, image, log."""
+    import datetime as dt
+
+    from .history import History
+
+    root = state.root
+    records = History(root).records(list(images or []) or None, limit)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in records], indent=2))
         return
     table = Table(box=None, header_style="bold")
-    for column in ("IMAGE", "STATUS", "FIRST STAGE", "WHY"):
-        table.add_column(column)
-    for item in plans:
-        table.add_row(item.name, item.status, item.first_stage or "-", item.reason)
+    for column in ("ID", "IMAGE", "STARTED", "DURATION", "RESULT", "RAN", "REUSED", "IMAGE ID"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        started = dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            str(r.id),
+            r.image,
+            started,
+            f"{r.duration:.1f}s" if r.duration is not None else "-",
+            r.result,
+            ", ".join(r.stages_run) or "-",
+            str(len(r.stages_reused)),
+            r.image_id[7:19] if r.image_id else "-",
+        )
     out.print(table)
+
+
+cache_app = typer.Typer(
+    help="The stage cache: one image per role stage, named rolecast-cache/IMAGE:FINGERPRINT.",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("ls")
+def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List cached stage images with their stage, size and age."""
+    import datetime as dt
+
+    from .cache import cached_stages
+    from .progress import size_text
+    from .tools import docker_client
+
+    project = _project()
+    stages = guarded(lambda: cached_stages(project, docker_client()))
+    if as_json:
+        typer.echo(json.dumps([s.as_dict() for s in stages], indent=2))
+        return
+    now = dt.datetime.now(dt.UTC)
+    table = Table(box=None, header_style="bold")
+    for column in ("IMAGE", "STAGE", "FINGERPRINT", "SIZE", "AGE", "CURRENT"):
+        table.add_column(column)
+    for s in stages:
+        age = now - s.created
+        age_text = (
+            f"{age.days}d" if age.days else f"{age.seconds // 3600}h{age.seconds // 60 % 60:02d}m"
+        )
+        table.add_row(
+            s.image,
+            s.stage,
+            s.reference.rsplit(":", 1)[1][:12],
+            size_text(s.size),
+            age_text,
+            "yes" if s.current else "",
+        )
+    out.print(table)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Older stages to keep per image.")] = 0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove cached stages that no current fingerprint uses (but the newest --keep)."""
+    from .cache import prune
+    from .progress import size_text
+    from .tools import docker_client
+
+    project = _project()
+    removed, kept = guarded(lambda: prune(project, docker_client(), keep, dry_run))
+    verb = "would remove" if dry_run else "removed"
+    for stage in removed:
+        out.print(f"{verb} {stage.reference} ({stage.stage})", markup=False, highlight=False)
+    total = sum(s.size for s in removed)
+    out.print(
+        f"{verb} {len(removed)} stage images (up to {size_text(total)}); kept {len(kept)}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -7,9 +7,11 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,10 @@ from .errors import (
     ToolMissingError,
     UsageError,
 )
-from .fingerprint import Manifest, image_manifest
+from .fingerprint import Manifest, image_manifest, stage_roles
+from .history import History
 from .packer_output import BuildState, parse
-from .plan import ImagePlan, assess, save_state
+from .plan import ImagePlan, assess, cached_start, layered, save_state
 from .project import Project, ResolvedImage
 from .requirements import install_requirements
 from .runner import INSTALL_HINTS, run
@@ -78,11 +81,17 @@ class ImageResult:
     connection: str | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    fingerprint: str | None = None
+    stages_run: list[str] = field(default_factory=list)
+    stages_reused: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "result": self.result,
+            "fingerprint": self.fingerprint,
+            "stages_run": self.stages_run,
+            "stages_reused": self.stages_reused,
             "tags": self.tags,
             "image_id": self.image_id,
             "size": self.size,
@@ -120,7 +129,10 @@ class BuildOptions:
     connection: str | None = None
     vault_arguments: tuple[str, ...] = ()
     idempotence: bool = False
-    force: bool = False
+    no_cache: bool = False  # rebuild every selected image from its parent
+    force: tuple[str, ...] = ()  # images to rebuild from their parent, fresh or not
+    jobs: int = 1
+    keep_going: bool = True
 
 
 OnEvent = Callable[[Event], None]
@@ -190,6 +202,9 @@ class Builder:
         self.git: GitInfo = GitInfo()
         self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self._bases_done: set[str] = set()
+        self._bases_lock = threading.Lock()
+        self.cancel = threading.Event()
+        self.history = History(self.root)
 
     # -- preparation -------------------------------------------------------------------
 
@@ -242,16 +257,18 @@ class Builder:
 
     def ensure_parent(self, image: ResolvedImage, log: Path) -> str:
         reference = self.parent_reference(image)
-        if image.parent_kind == "base" and image.parent not in self._bases_done:
-            make_base(
-                self.client,
-                image.parent,
-                self.project.bases[image.parent],
-                reference,
-                say=lambda text: self.emit(image.name, "base image", text),
-                log_file=log,
-            )
-            self._bases_done.add(image.parent)
+        if image.parent_kind == "base":
+            with self._bases_lock:  # images built in parallel share their base
+                if image.parent not in self._bases_done:
+                    make_base(
+                        self.client,
+                        image.parent,
+                        self.project.bases[image.parent],
+                        reference,
+                        say=lambda text: self.emit(image.name, "base image", text),
+                        log_file=log,
+                    )
+                    self._bases_done.add(image.parent)
         if image_exists(self.client, reference):
             return reference
         if image.parent_kind == "image":
@@ -355,14 +372,26 @@ class Builder:
             ansible_playbook=ansible_playbook(),
         )
 
-    def write_inputs(self, image: ResolvedImage, inp: render.RenderInput, build_dir: Path) -> Path:
+    def write_inputs(
+        self,
+        image: ResolvedImage,
+        inp: render.RenderInput,
+        build_dir: Path,
+        items: list[render.PlayItem],
+    ) -> Path:
         """Write the template and what it reads into `.rolecast/build/<image>/`."""
         build_dir.mkdir(parents=True, exist_ok=True)
         if image.playbook is None:
-            alias = inp.host_alias
-            roles = [(r.role, dict(r.vars)) for r in image.roles]
+            stage_role = build_dir / "roles" / render.STAGE_ROLE
+            (stage_role / "meta").mkdir(parents=True, exist_ok=True)
+            (stage_role / "tasks").mkdir(parents=True, exist_ok=True)
+            (stage_role / "meta" / "main.yml").write_text(render.STAGE_ROLE_META, encoding="utf-8")
+            (stage_role / "tasks" / "main.yml").write_text(
+                render.STAGE_ROLE_TASKS, encoding="utf-8"
+            )
             (build_dir / "playbook.yml").write_text(
-                render.generated_playbook(image.name, alias, roles), encoding="utf-8"
+                render.generated_playbook(image.name, inp.host_alias, items),
+                encoding="utf-8",
             )
         extra_vars = {"image_build": True, **image.spec.vars}
         (build_dir / "vars.json").write_text(json.dumps(extra_vars, indent=2), encoding="utf-8")
@@ -376,55 +405,157 @@ class Builder:
         self.on_event(Event(image=image, phase=phase, message=message, **extra))
 
     def build(self, names: list[str]) -> BuildReport:
-        """Build the named images (and what they are built from) in order."""
+        """Build the named images (and what they are built from): parents before children,
+        independent images in parallel, up to `jobs` at once."""
         order = self.project.select(names)
         for name in order:
             self.resolved_tags(self.project.images[name])  # bad tags fail before any work
+        self.project.select(list(self.options.force))  # an unknown name is an input error
         self.check_tools()
         self.install_requirements()
         report = BuildReport()
-        bases_log = self.state / "logs" / f"bases-{self.now:%Y%m%dT%H%M%SZ}.log"
-        bases_log.parent.mkdir(parents=True, exist_ok=True)
-        for name in order:
-            image = self.project.images[name]
-            try:
-                parent = self.ensure_parent(image, bases_log)
-                parent_id = str(self.client.images.get(parent).id)
-                assessed, manifest = assess(self.project, image, parent_id, True, self.client)
-                if assessed.status == "fresh" and not self.options.force:
-                    self.keep_fresh(image, assessed, report)
+        self.bases_log.parent.mkdir(parents=True, exist_ok=True)
+        outcome: dict[str, str] = {}
+        failures: list[BuildFailedError] = []
+        interrupted: list[BaseException] = []
+        pending = list(order)
+        running: dict[Future[None], str] = {}
+        jobs = max(1, self.options.jobs)
+
+        def skip(name: str, why: str) -> None:
+            pending.remove(name)
+            outcome[name] = "skipped"
+            report.images.append(ImageResult(name=name, result="skipped", error=why))
+            self.emit(name, "skipped", why)
+
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="rolecast-build") as pool:
+            while pending or running:
+                for name in list(pending):
+                    image = self.project.images[name]
+                    parent = image.parent if image.parent_kind == "image" else None
+                    if failures and not self.options.keep_going:
+                        skip(name, "not started: an earlier image failed (--fail-fast)")
+                    elif interrupted:
+                        skip(name, "not started: the build was interrupted")
+                    elif parent in outcome and outcome[parent] in ("failed", "skipped"):
+                        skip(name, f"{parent} {outcome[parent]}")
+                    elif (parent is None or parent in outcome) and len(running) < jobs:
+                        pending.remove(name)
+                        running[pool.submit(self.build_image, name, report)] = name
+                if not running:
                     continue
-                self.emit(image.name, "planned", f"{assessed.status}: {assessed.reason}")
-                self.build_one(image, report, parent, manifest)
-            except BuildFailedError as exc:
-                report.images.append(ImageResult(name=name, result="failed", error=str(exc)))
-                for rest in order[order.index(name) + 1 :]:
-                    report.images.append(ImageResult(name=rest, result="skipped"))
-                exc.report = report  # type: ignore[attr-defined]
-                raise
+                try:
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt as exc:
+                    self.cancel.set()  # every running Packer gets SIGINT and cleans up
+                    interrupted.append(exc)
+                    continue
+                for future in done:
+                    name = running.pop(future)
+                    try:
+                        future.result()
+                        outcome[name] = "built"
+                    except BuildFailedError as exc:
+                        outcome[name] = "failed"
+                        failures.append(exc)
+                        report.images.append(
+                            ImageResult(name=name, result="failed", error=str(exc))
+                        )
+                    except (InterruptedBuildError, KeyboardInterrupt) as exc:
+                        outcome[name] = "failed"
+                        interrupted.append(exc)
+        if interrupted:
+            first = next((e for e in interrupted if isinstance(e, InterruptedBuildError)), None)
+            raise first or InterruptedBuildError(
+                "build interrupted: no build container is left and no tag was moved"
+            )
+        if failures:
+            error = failures[0]
+            if len(failures) > 1:
+                error = BuildFailedError(
+                    f"{len(failures)} images failed:\n" + "\n".join(f"  {f}" for f in failures)
+                )
+            error.report = report  # type: ignore[attr-defined]
+            raise error
         return report
 
-    def keep_fresh(self, image: ResolvedImage, assessed: ImagePlan, report: BuildReport) -> None:
+    def build_image(self, name: str, report: BuildReport) -> None:
+        """One image: fresh images are kept; others resume from their deepest cached stage."""
+        image = self.project.images[name]
+        parent = self.ensure_parent(image, self.bases_log)
+        parent_id = str(self.client.images.get(parent).id)
+        forced = name in self.options.force or image.spec_name in self.options.force
+        rebuild = self.options.no_cache or forced
+        assessed, manifest = assess(
+            self.project, image, parent_id, True, self.client, use_cache=not rebuild
+        )
+        if assessed.status == "fresh" and not rebuild:
+            self.keep_fresh(image, assessed, manifest, report)
+            return
+        self.emit(image.name, "planned", f"{assessed.status}: {assessed.reason}")
+        self.build_one(image, report, parent, manifest, use_cache=not rebuild)
+
+    @property
+    def bases_log(self) -> Path:
+        return self.state / "logs" / f"bases-{self.now:%Y%m%dT%H%M%SZ}.log"
+
+    def keep_fresh(
+        self, image: ResolvedImage, assessed: ImagePlan, manifest: Manifest, report: BuildReport
+    ) -> None:
         """Nothing changed: no container starts; the tags are (re)applied to the last image."""
         assert assessed.image_id is not None
         built = self.client.images.get(assessed.image_id)
         tags = self.resolved_tags(image)
         for tag in tags:
             built.tag(image.repository, tag)
+        names = [s.name for s in manifest.stages]
+        full_tags = [f"{image.repository}:{t}" for t in tags]
+        record = self.history.start(image.name, manifest.fingerprint, names)
+        self.history.finish(record, "fresh", image_id=assessed.image_id, tags=full_tags)
         report.images.append(
             ImageResult(
                 name=image.name,
                 result="fresh",
-                tags=[f"{image.repository}:{t}" for t in tags],
+                tags=full_tags,
                 image_id=assessed.image_id,
                 size=built.attrs.get("Size"),
                 notes=["fresh: nothing changed since the last build"],
+                fingerprint=manifest.fingerprint,
+                stages_reused=names,
             )
         )
         self.emit(image.name, "done", f"fresh, {assessed.image_id[7:19]} {' '.join(tags)}")
 
+    def play_items(
+        self, image: ResolvedImage, manifest: Manifest, start: int
+    ) -> list[render.PlayItem]:
+        """What the generated playbook runs: the roles after stage `start`, and, when the
+        image is layered, a stage commit after each."""
+        roles = [(ref.role, dict(ref.vars)) for ref, _ in stage_roles(image)]
+        if not layered(self.project, image):
+            return list(roles)
+        stages = manifest.stages
+        items: list[render.PlayItem] = []
+        if start < 0:
+            items.append(render.StageCommit(stages[0].name, self.cache_tag(image, 0, manifest)))
+        for index, role in enumerate(roles, start=1):
+            if index > start:
+                items.append(role)
+                tag = self.cache_tag(image, index, manifest)
+                items.append(render.StageCommit(stages[index].name, tag))
+        return items
+
+    @staticmethod
+    def cache_tag(image: ResolvedImage, index: int, manifest: Manifest) -> str:
+        return render.cache_tag(image.slug, manifest.stages[index].fingerprint)
+
     def build_one(
-        self, image: ResolvedImage, report: BuildReport, parent: str, manifest: Manifest
+        self,
+        image: ResolvedImage,
+        report: BuildReport,
+        parent: str,
+        manifest: Manifest,
+        use_cache: bool = True,
     ) -> ImageResult:
         started = time.monotonic()
         build_id = uuid.uuid4().hex[:12]
@@ -433,15 +564,27 @@ class Builder:
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{image.slug}-{stamp}-{build_id}.log"
         build_dir = self.state / "build" / image.slug
+        start = cached_start(self.project, image, manifest, self.client) if use_cache else -1
+        names = [s.name for s in manifest.stages]
+        reused, to_run = names[: start + 1], names[start + 1 :]
+        source = self.cache_tag(image, start, manifest) if start >= 0 else parent
+        if reused:
+            running = ", ".join(to_run)
+            self.emit(image.name, "cache", f"reusing {', '.join(reused)}; running {running}")
         self.emit(image.name, "starting", f"log: {self._rel(log)}")
-
+        items = self.play_items(image, manifest, start)
         inp = self.render_input(
             image,
             build_id=build_id,
-            parent=parent,
+            parent=source,
             parent_config=self.parent_config(parent),
             build_dir=build_dir,
             fingerprint=manifest.fingerprint,
+        )
+        inp = replace(
+            inp,
+            run_ansible=image.playbook is not None or bool(items),
+            stage_cache=any(isinstance(i, render.StageCommit) for i in items),
         )
         gated = self.gated(image)
         final_tags = list(inp.tags)
@@ -449,15 +592,29 @@ class Builder:
         if gated:
             # Packer tags a private candidate; the real tags move only after the gates.
             inp = replace(inp, repository=candidate.rsplit(":", 1)[0], tags=[build_id])
-        template = self.write_inputs(image, inp, build_dir)
+        template = self.write_inputs(image, inp, build_dir, items)
+        record = self.history.start(image.name, manifest.fingerprint, reused)
         state = BuildState()
         role_names = [r.name for r in image.role_closure]
+        roles_run: list[str] = []
         task_started: list[Any] = []
 
         def close_task() -> None:
             if task_started:
                 role, task, at = task_started.pop()
                 report.tasks.append(TaskTiming(image.name, role, task, time.monotonic() - at))
+
+        def finish(result: str, error: str | None = None, image_id: str | None = None) -> None:
+            self.history.finish(
+                record,
+                result,
+                stages_run=to_run if result == "built" else [],
+                roles_run=roles_run,
+                image_id=image_id,
+                tags=[f"{image.repository}:{t}" for t in final_tags] if image_id else [],
+                log=self._rel(log),
+                error=error,
+            )
 
         with log.open("a", encoding="utf-8") as sink:
 
@@ -471,6 +628,9 @@ class Builder:
                 if phase == "task":
                     close_task()
                     task_started.append((state.role, state.task, time.monotonic()))
+                    if state.role and state.role != render.STAGE_ROLE:
+                        if state.role not in roles_run:
+                            roles_run.append(state.role)
                     index = role_names.index(state.role) + 1 if state.role in role_names else None
                     self.emit(
                         image.name,
@@ -499,32 +659,45 @@ class Builder:
                     env=env,
                     cwd=build_dir,
                     what=f"packer build of {image.name}",
+                    cancel=self.cancel,
                 )
             except KeyboardInterrupt:
                 self._remove_leftovers(build_id, state)
+                finish("interrupted", "interrupted")
                 raise InterruptedBuildError(
                     f"build of {image.name} interrupted: its build container was removed "
                     "and no tag was created or moved"
                 ) from None
             except CommandTimeoutError as exc:
                 self._remove_leftovers(build_id, state)
-                raise BuildFailedError(
-                    f"image {image.name}: {exc}; log: {self._rel(log)}"
-                ) from None
+                message = f"image {image.name}: {exc}; log: {self._rel(log)}"
+                finish("failed", message)
+                raise BuildFailedError(message) from None
             except CommandFailedError:
                 self._remove_leftovers(build_id, state)
-                raise BuildFailedError(self._failure_message(image, state, log)) from None
+                message = self._failure_message(image, state, log)
+                finish("failed", message)
+                raise BuildFailedError(message) from None
             finally:
                 close_task()
         self._remove_leftovers(build_id, state, image_too=False)
 
         if gated and state.image_id:
-            self.run_gates(image, inp, state.image_id, build_id, candidate, final_tags, state)
+            try:
+                self.run_gates(image, inp, state.image_id, build_id, candidate, final_tags, state)
+            except BuildFailedError as exc:
+                finish("failed", str(exc))
+                raise
+            except BaseException:
+                finish("interrupted", "interrupted")
+                raise
         tags = [f"{image.repository}:{t}" for t in final_tags]
         image_id = state.image_id
         size = None
         if image_id:
             size = self.client.images.get(image_id).attrs.get("Size")
+        if reused:
+            state.notes.append(f"cache: reused {', '.join(reused)}")
         result = ImageResult(
             name=image.name,
             result="built",
@@ -535,9 +708,13 @@ class Builder:
             log=self._rel(log),
             connection=inp.connection,
             notes=state.notes,
+            fingerprint=manifest.fingerprint,
+            stages_run=to_run,
+            stages_reused=reused,
         )
         if image_id:
             save_state(self.project, image, manifest, image_id, tags)
+        finish("built", image_id=image_id)
         report.images.append(result)
         self.emit(image.name, "done", f"{image_id[7:19] if image_id else '?'} {' '.join(tags)}")
         return result
@@ -681,13 +858,15 @@ def render_image(project: Project, name: str, options: BuildOptions) -> str:
     reference = builder.parent_reference(image)
     build_dir = builder.state / "build" / image.slug
     parent_config = render.ParentConfig(cmd=["/bin/bash"])
+    manifest = image_manifest(project, image, "unknown")
     fingerprint = FINGERPRINT_PLACEHOLDER
     try:
         builder.client = docker_client(timeout=10)
         if image_exists(builder.client, reference):
             parent_config = builder.parent_config(reference)
             parent_id = str(builder.client.images.get(reference).id)
-            fingerprint = image_manifest(project, image, parent_id).fingerprint
+            manifest = image_manifest(project, image, parent_id)
+            fingerprint = manifest.fingerprint
         elif image.parent_kind == "external":
             raise UsageError(
                 f"image {name}: cannot read the config of {reference} (not present); "
@@ -705,7 +884,9 @@ def render_image(project: Project, name: str, options: BuildOptions) -> str:
         build_dir=build_dir,
         fingerprint=fingerprint,
     )
-    builder.write_inputs(image, inp, build_dir)
+    items = builder.play_items(image, manifest, -1)  # as a build with no cache runs it
+    inp = replace(inp, stage_cache=any(isinstance(i, render.StageCommit) for i in items))
+    builder.write_inputs(image, inp, build_dir, items)
     return render.dumps(render.template(inp))
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .project import Project, ResolvedImage
+from .project import Project, ResolvedImage, Role
+from .spec import RoleRef
 from .tools import package_version
+from .variables import WORD, Variables, inventory_variables, mapping_variables, text_words
 
 # Bump when rendering changes what a build produces from the same inputs.
 RENDER_VERSION = "1"
@@ -39,19 +41,22 @@ def file_digest(path: Path) -> str:
     return digest(f"{mode:o}\0".encode() + path.read_bytes())
 
 
-def tree_inputs(top: Path, root: Path) -> dict[str, str]:
-    """Every file under `top` that can change a build, by path relative to `root`."""
-    found: dict[str, str] = {}
+def tree_files(top: Path) -> list[Path]:
+    """Every file under `top` that can change a build (see IGNORED_DIRS and IGNORED_SUFFIXES)."""
     if top.is_file():
-        found[_rel(top, root)] = file_digest(top)
-        return found
-    for path in sorted(top.rglob("*")):
-        parts = path.relative_to(top).parts
-        if any(p in IGNORED_DIRS for p in parts) or path.name.endswith(IGNORED_SUFFIXES):
-            continue
-        if path.is_file():
-            found[_rel(path, root)] = file_digest(path)
-    return found
+        return [top]
+    return [
+        path
+        for path in sorted(top.rglob("*"))
+        if path.is_file()
+        and not any(p in IGNORED_DIRS for p in path.relative_to(top).parts)
+        and not path.name.endswith(IGNORED_SUFFIXES)
+    ]
+
+
+def tree_inputs(top: Path, root: Path) -> dict[str, str]:
+    """The digest of every file under `top` that can change a build, by path from `root`."""
+    return {_rel(path, root): file_digest(path) for path in tree_files(top)}
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -95,20 +100,34 @@ class Manifest:
         )
 
 
+def stage_roles(image: ResolvedImage) -> list[tuple[RoleRef, list[Role]]]:
+    """The image's listed roles, each with the meta dependencies it is first to bring."""
+    closure = list(image.role_closure)
+    index = {role.name: i for i, role in enumerate(closure)}
+    out: list[tuple[RoleRef, list[Role]]] = []
+    done = 0
+    for ref in image.roles:
+        end = index.get(ref.role, -1) + 1
+        out.append((ref, closure[done:end] if end > done else []))
+        done = max(done, end)
+    return out
+
+
 def image_manifest(project: Project, image: ResolvedImage, parent_id: str) -> Manifest:
-    """The manifest of one image, given the id of the image it is built from."""
+    """The manifest of one image, given the id of the image it is built from.
+
+    Stages, in build order: `image` (what every role sees: the parent image, the
+    inventory groups, the tools, ansible.cfg, requirements), one stage per listed role
+    (its files, its dependencies' files, the variables it can read), and `commit`
+    (config and labels, which change no file in the image).
+    """
     root = project.root
     spec = image.spec
     settings: dict[str, str] = {
         "parent image": parent_id,
-        "config": value_digest(spec.config.model_dump()),
-        "vars": value_digest(spec.vars),
         "groups": value_digest([spec.groups, image.host, image.variant]),
-        "labels": value_digest([dict(project.loaded.spec.defaults.labels), dict(spec.labels)]),
         "tools": value_digest([package_version("ansible-core"), __version__, RENDER_VERSION]),
     }
-    if image.inventory is not None:
-        settings |= tree_inputs(image.inventory, root)
     cfg = root / "ansible.cfg"
     if cfg.is_file():
         settings[_rel(cfg, root)] = file_digest(cfg)
@@ -117,30 +136,80 @@ def image_manifest(project: Project, image: ResolvedImage, parent_id: str) -> Ma
         settings[_rel(project.requirements, root)] = file_digest(project.requirements)
         if resolved.is_file():
             settings["requirements resolved"] = file_digest(resolved)
+    variables = _variables(project, image)
+    settings |= variables.opaque
+    spec_vars = mapping_variables(
+        f"{project.loaded.doc.file} images.{image.spec_name}.vars", dict(spec.vars)
+    )
+    definitions = [*variables.definitions, *spec_vars]
+    every = Variables(tuple(definitions), {})
+
+    def var_inputs(words: frozenset[str], dynamic: bool) -> dict[str, str]:
+        return {f"{d.source}: {d.name}": d.digest for d in every.read_by(words, dynamic)}
+
+    named: list[tuple[str, dict[str, str]]] = [("image", settings)]
     if image.playbook is not None:
         # A playbook may include anything beside it: its directory is its input.
-        settings |= tree_inputs(image.playbook.parent, root)
+        files = tree_inputs(image.playbook.parent, root)
+        inputs = files | var_inputs(frozenset(), True)
+        named.append((f"playbook {_rel(image.playbook, root)}", inputs))
+    for ref, roles in stage_roles(image):
+        inputs = {}
+        paths: list[Path] = []
+        for role in roles:
+            if role.path.exists():
+                inputs |= tree_inputs(role.path, root)
+        for role in _closure_of(image, ref.role):
+            if role.path.exists():
+                paths += tree_files(role.path)
+        if ref.vars:
+            inputs[f"{ref.role} vars"] = value_digest(ref.vars)
+        words, dynamic = text_words(paths)
+        if ref.vars:
+            words |= frozenset(WORD.findall(json.dumps(ref.vars, default=str)))
+        named.append((f"role {ref.role}", inputs | var_inputs(words, dynamic)))
+    named.append(
+        (
+            "commit",
+            {
+                "config": value_digest(spec.config.model_dump()),
+                "labels": value_digest(
+                    [dict(project.loaded.spec.defaults.labels), dict(spec.labels)]
+                ),
+            },
+        )
+    )
     stages: list[Stage] = []
     previous = digest(b"rolecast")
-    for name, inputs in [("image", settings), *_role_stages(image, root)]:
-        fingerprint = value_digest([previous, name, sorted(inputs.items())])
-        stages.append(Stage(name, inputs, fingerprint))
+    for name, stage_inputs in named:
+        fingerprint = value_digest([previous, name, sorted(stage_inputs.items())])
+        stages.append(Stage(name, stage_inputs, fingerprint))
         previous = fingerprint
     return Manifest(stages)
 
 
-def _role_stages(image: ResolvedImage, root: Path) -> list[tuple[str, dict[str, str]]]:
-    params = {ref.role: ref.vars for ref in image.roles}
-    stages = []
-    for role in image.role_closure:
-        inputs = tree_inputs(role.path, root) if role.path.exists() else {}
-        if params.get(role.name):
-            inputs[f"{role.name} vars"] = value_digest(params[role.name])
-        stages.append((f"role {role.name}", inputs))
-    return stages
+def _variables(project: Project, image: ResolvedImage) -> Variables:
+    if image.inventory is None or not image.inventory.exists():
+        return Variables((), {})
+    return inventory_variables(image.inventory, project.root, image.host, tuple(image.spec.groups))
 
 
-def first_change(old: Manifest, new: Manifest) -> str | None:
+def _closure_of(image: ResolvedImage, name: str) -> list[Role]:
+    """A listed role and every role it depends on, from the image's closure."""
+    by_name = {role.name: role for role in image.role_closure}
+    out: list[Role] = []
+    stack = [name]
+    while stack:
+        role = by_name.get(stack.pop())
+        if role is not None and role not in out:
+            out.append(role)
+            stack.extend(role.dependencies)
+    return out
+
+
+def first_change(
+    old: Manifest, new: Manifest, parent: str = "the image it is built from"
+) -> str | None:
     """What changed first, in build order, in words; None when nothing did."""
     for index, stage in enumerate(new.stages):
         if index >= len(old.stages) or old.stages[index].name != stage.name:
@@ -151,7 +220,7 @@ def first_change(old: Manifest, new: Manifest) -> str | None:
                 return f"{key} was added"
             if before[key] != value:
                 if key == "parent image":
-                    return "the image it is built from was rebuilt"
+                    return f"{parent} was rebuilt"
                 return f"{key} changed"
         for key in before:
             if key not in stage.inputs:

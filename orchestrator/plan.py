@@ -9,6 +9,7 @@ from typing import Any
 
 from .fingerprint import Manifest, first_change, image_manifest
 from .project import Project, ResolvedImage
+from .render import cache_tag
 
 STATE_DIR = Path(".rolecast") / "state"
 
@@ -66,12 +67,37 @@ def image_id_of(client: Any, reference: str) -> str | None:
         return None
 
 
+def layered(project: Project, image: ResolvedImage) -> bool:
+    """Whether the image caches one stage per role (`layering: role`, not a playbook image)."""
+    mode = image.spec.layering or project.loaded.spec.defaults.layering
+    return mode == "role" and image.playbook is None
+
+
+def cached_start(project: Project, image: ResolvedImage, manifest: Manifest, client: Any) -> int:
+    """The index of the deepest stage whose cache image exists, or -1 when none does."""
+    if not layered(project, image):
+        return -1
+    for index in reversed(range(len(manifest.stages) - 1)):  # the commit stage is not cached
+        if image_id_of(client, cache_tag(image.slug, manifest.stages[index].fingerprint)):
+            return index
+    return -1
+
+
+def parent_words(project: Project, image: ResolvedImage) -> str:
+    if image.parent_kind == "image":
+        return f"image {image.parent}"
+    if image.parent_kind == "base":
+        return f"base image {image.parent}"
+    return f"image {image.parent}"
+
+
 def assess(
     project: Project,
     image: ResolvedImage,
     parent_id: str,
     parent_fresh: bool,
     client: Any,
+    use_cache: bool = True,
 ) -> tuple[ImagePlan, Manifest]:
     """The plan for one image, given its parent's current id and whether that is fresh."""
     manifest = image_manifest(project, image, parent_id)
@@ -79,6 +105,11 @@ def assess(
 
     def result(status: str, reason: str, first: str | None) -> tuple[ImagePlan, Manifest]:
         current = str(state["image_id"]) if state else None
+        if first is not None:
+            # What the build will run first: after the deepest cached stage, if any.
+            use = use_cache and parent_fresh
+            start = cached_start(project, image, manifest, client) if use else -1
+            first = manifest.stages[start + 1].name
         return ImagePlan(image.name, status, reason, first, manifest.fingerprint, current), manifest
 
     first_stage = manifest.stages[0].name
@@ -89,18 +120,10 @@ def assess(
     if not parent_fresh:
         return result("stale", f"{image.parent} must be rebuilt first", first_stage)
     old = Manifest.from_dict(state)
-    change = first_change(old, manifest)
+    change = first_change(old, manifest, parent_words(project, image))
     if change is None:
         return result("fresh", "nothing changed", None)
-    stage = next(
-        (
-            new.name
-            for old_stage, new in zip(old.stages, manifest.stages, strict=False)
-            if old_stage.fingerprint != new.fingerprint
-        ),
-        manifest.stages[-1].name,
-    )
-    return result("stale", change, stage)
+    return result("stale", change, first_stage)
 
 
 def plan_images(project: Project, names: list[str], client: Any) -> list[ImagePlan]:

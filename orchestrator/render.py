@@ -21,9 +21,14 @@ HOST_ALIAS_PREFIX = "rolecast-"
 # existing, empty directory leaves nothing in the committed image (a new /packer-files
 # mount point would be committed as an empty directory).
 CONTAINER_DIR = "/mnt"
-BOOTSTRAP_RECORD = f"{CONTAINER_DIR}/rolecast-bootstrap"
-SHIMS_RECORD = f"{CONTAINER_DIR}/rolecast-shims"
-SERVICES_RECORD = f"{CONTAINER_DIR}/rolecast-services"
+# What the bootstrap did, kept in the container's own filesystem so that a cached stage
+# carries it to the build that resumes from it; the clean-up removes it before the commit.
+RECORDS_DIR = "/var/lib/rolecast-build"
+BOOTSTRAP_RECORD = f"{RECORDS_DIR}/bootstrap"
+SHIMS_RECORD = f"{RECORDS_DIR}/shims"
+SERVICES_RECORD = f"{RECORDS_DIR}/services"
+CACHE_REPOSITORY = "rolecast-cache"
+STAGE_ROLE = "rolecast_stage"
 
 # Build-time stand-ins, installed only where the real thing is missing and removed before
 # the commit: a build runs as root with no init system, and roles written for VMs
@@ -84,7 +89,7 @@ case "$action" in
   list-unit-files)
     for u in $units; do unit_file "$u" >/dev/null || exit 1; done ;;
   start|stop|restart|reload|try-restart|reload-or-restart|try-reload-or-restart|kill)
-    echo "$action$units" >> /mnt/rolecast-services ;;
+    echo "$action$units" >> /var/lib/rolecast-build/services ;;
   daemon-reload|daemon-reexec|mask|unmask|preset|reset-failed) ;;
   *) exit 1 ;;
 esac
@@ -133,6 +138,8 @@ class RenderInput:
     verbose: bool = False
     ansible_playbook: str = "ansible-playbook"
     vault_arguments: list[str] = field(default_factory=list)
+    run_ansible: bool = True  # False when every role's stage comes from the cache
+    stage_cache: bool = False  # the playbook commits each stage (needs the container id)
 
 
 def hcl_escape(text: str) -> str:
@@ -227,6 +234,15 @@ def bootstrap_script() -> list[str]:
     """Install what Ansible needs (python3; python3-apt for the apt module), and say so."""
     script = f"""
 set -e
+if [ -f {BOOTSTRAP_RECORD} ]; then
+  echo "rolecast: resuming from a cached stage"
+  if [ -f {RECORDS_DIR}/apt-lists ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    rm -f {RECORDS_DIR}/apt-lists
+  fi
+  exit 0
+fi
+mkdir -p {RECORDS_DIR}
 need=""
 if command -v apt-get >/dev/null 2>&1; then
   command -v python3 >/dev/null 2>&1 || need="python3"
@@ -282,7 +298,7 @@ def cleanup_script(config: ImageConfig) -> list[str]:
         '  echo "rolecast: warning: skipped service actions (no init system in a build):'
         f' $(sort -u {SERVICES_RECORD} | paste -sd, -)"',
         "fi",
-        f"rm -f {BOOTSTRAP_RECORD} {SHIMS_RECORD} {SERVICES_RECORD}",
+        f"rm -rf {RECORDS_DIR}",
         "for home in /root $(cut -d: -f6 /etc/passwd | sort -u); do",
         '  [ -d "$home/.ansible" ] && rm -rf "$home/.ansible"',
         "done",
@@ -351,6 +367,8 @@ def ansible_arguments(inp: RenderInput) -> list[str]:
             "-e",
             "ansible_python_interpreter=auto_silent",
         ]
+    if inp.stage_cache:
+        args += ["-e", "rolecast_container=${build.ID}"]
     if inp.verbose:
         args.append("-v")
     return args
@@ -386,7 +404,7 @@ def template(inp: RenderInput) -> dict[str, Any]:
         "user": "root",
         "ansible_env_vars": _hcl(ansible_env(inp)),
         "extra_arguments": [
-            a if a == "ansible_host=${build.ID}" else hcl_escape(a) for a in ansible_arguments(inp)
+            a if a.endswith("=${build.ID}") else hcl_escape(a) for a in ansible_arguments(inp)
         ],
     }
     if inp.groups:
@@ -399,7 +417,7 @@ def template(inp: RenderInput) -> dict[str, Any]:
         "sources": [f"source.docker.{inp.name}"],
         "provisioner": [
             {"shell": {"inline": _hcl(bootstrap_script()), **shell_common}},
-            {"ansible": ansible},
+            *([{"ansible": ansible}] if inp.run_ansible else []),
             {"shell": {"inline": _hcl(cleanup_script(inp.config)), **shell_common}},
         ],
         "post-processor": [{"docker-tag": {"repository": inp.repository, "tags": list(inp.tags)}}],
@@ -417,10 +435,40 @@ def template(inp: RenderInput) -> dict[str, Any]:
     return out
 
 
-def generated_playbook(name: str, alias: str, roles: list[tuple[str, dict[str, Any]]]) -> str:
-    """The playbook that applies an image's roles, in order, each with its own vars."""
+@dataclass(frozen=True)
+class StageCommit:
+    """After the roles before it, commit the build container as a cached stage."""
+
+    name: str
+    tag: str
+
+
+PlayItem = tuple[str, dict[str, Any]] | StageCommit
+
+
+def cache_tag(slug: str, fingerprint: str) -> str:
+    return f"{CACHE_REPOSITORY}/{slug}:{fingerprint[:32]}"
+
+
+def generated_playbook(name: str, alias: str, items: list[PlayItem]) -> str:
+    """The playbook that applies an image's roles in order, each with its own vars.
+
+    A StageCommit between roles runs the role `rolecast_stage` (from `roles/` beside the
+    playbook), which flushes handlers and commits the build container as that stage's
+    cache image; the roles keep running in one play, so facts and variables flow between
+    them as on a VM.
+    """
     entries: list[dict[str, Any]] = []
-    for role, params in roles:
+    for item in items:
+        if isinstance(item, StageCommit):
+            entries.append(
+                {
+                    "role": STAGE_ROLE,
+                    "vars": {"rolecast_stage_name": item.name, "rolecast_stage_tag": item.tag},
+                }
+            )
+            continue
+        role, params = item
         entry: dict[str, Any] = {"role": role}
         if params:
             entry["vars"] = params
@@ -438,6 +486,50 @@ def generated_playbook(name: str, alias: str, roles: list[tuple[str, dict[str, A
     ]
     header = f"# Generated by rolecast for image {name}; do not edit.\n"
     return header + json.dumps(play, indent=2) + "\n"
+
+
+# The role that commits a stage. The commit runs on the controller (a pipe lookup), where
+# the Docker CLI is, whatever connection reaches the container.
+STAGE_ROLE_META = """---
+# Generated by rolecast: runs once per cached stage.
+allow_duplicates: true
+dependencies: []
+"""
+STAGE_ROLE_TASKS = """---
+# Generated by rolecast: handlers first, so the stage holds everything its roles did.
+- name: run the handlers of this stage
+  ansible.builtin.meta: flush_handlers
+
+# apt's lists and caches are regenerated on resume; kept out of the stage's layer, they
+# do not weigh on an image that resumes from it (the clean-up would delete them anyway).
+- name: set apt's lists aside while the stage is committed
+  when: rolecast_container is defined
+  changed_when: false
+  ansible.builtin.shell: |
+    if [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$')" ]; then
+      rm -rf /mnt/rolecast-apt-lists
+      mv /var/lib/apt/lists /mnt/rolecast-apt-lists
+      mkdir -p /var/lib/apt/lists/partial
+      touch /var/lib/rolecast-build/apt-lists
+    fi
+    rm -f /var/cache/apt/*.bin /var/cache/apt/archives/*.deb
+
+- name: "cache stage {{ rolecast_stage_name }}"
+  when: rolecast_container is defined  # not in a gate's second run
+  ansible.builtin.debug:
+    msg: "{{ lookup('ansible.builtin.pipe', 'docker commit ' ~ (rolecast_container | quote)
+      ~ ' ' ~ (rolecast_stage_tag | quote)) }}"
+
+- name: put apt's lists back
+  when: rolecast_container is defined
+  changed_when: false
+  ansible.builtin.shell: |
+    if [ -d /mnt/rolecast-apt-lists ]; then
+      rm -rf /var/lib/apt/lists
+      mv /mnt/rolecast-apt-lists /var/lib/apt/lists
+      rm -f /var/lib/rolecast-build/apt-lists
+    fi
+"""
 
 
 def dumps(data: dict[str, Any]) -> str:

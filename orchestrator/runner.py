@@ -58,12 +58,15 @@ def run(
     check: bool = True,
     what: str = "",
     grace: float = 30.0,
+    cancel: threading.Event | None = None,
 ) -> Result:
     """Run `argv` to completion, streaming merged stdout/stderr lines to `on_line` and `log_file`.
 
     The child gets its own process group so that a time limit or an interrupt stops it and
     everything it started. On Ctrl-C the child first receives SIGINT and `grace` seconds to
     clean up (Packer removes its container then), and the KeyboardInterrupt is re-raised.
+    `cancel`, set by another thread, has the same effect: a build running in a worker
+    thread stops as if interrupted (Ctrl-C reaches only the main thread).
     """
     args = [str(a) for a in argv]
     log.debug("run: %s", shlex.join(args))
@@ -102,6 +105,22 @@ def run(
     timer = threading.Timer(timeout, expire)
     timer.daemon = True
     timer.start()
+    finished = threading.Event()
+
+    def watch_cancel() -> None:
+        assert cancel is not None
+        while not finished.is_set():
+            if cancel.wait(0.2):
+                _stop(proc, signal.SIGINT, True)
+                if proc.poll() is None:
+                    try:
+                        proc.wait(grace)
+                    except subprocess.TimeoutExpired:
+                        _stop(proc, signal.SIGKILL, True)
+                return
+
+    if cancel is not None:
+        threading.Thread(target=watch_cancel, daemon=True).start()
     sink = log_file.open("a", encoding="utf-8") if log_file else None
     try:
         assert proc.stdout is not None
@@ -123,9 +142,12 @@ def run(
             proc.wait()
         raise
     finally:
+        finished.set()
         timer.cancel()
         if sink:
             sink.close()
+    if cancel is not None and cancel.is_set():
+        raise KeyboardInterrupt
     duration = time.monotonic() - started
     if timed_out.is_set():
         raise CommandTimeoutError(

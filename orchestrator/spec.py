@@ -28,6 +28,8 @@ SPEC_VERSION = 1
 DEFAULT_SPEC_FILE = "rolecast.yml"
 
 Connection = Literal["auto", "mitogen", "docker", "proxy"]
+# `role`: one cached layer per listed role; `single`: the roles run as one stage.
+Layering = Literal["role", "single"]
 
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -128,6 +130,7 @@ class Defaults(Strict):
     tags: list[str] = Field(default_factory=lambda: ["latest"])
     labels: Labels = Field(default_factory=dict)
     connection: Connection = "auto"
+    layering: Layering = "role"
 
     @field_validator("registry")
     @classmethod
@@ -271,6 +274,7 @@ class Image(Strict):
     labels: Labels = Field(default_factory=dict)
     config: ImageConfig = Field(default_factory=ImageConfig)
     connection: Connection | None = None
+    layering: Layering | None = None
     push: bool = False
     host: str | None = None
     variants: dict[Name, str] = Field(default_factory=dict)

@@ -29,7 +29,7 @@ REGISTRY = "localhost:5000/example"
 @pytest.fixture(scope="module")
 def example_build(docker_engine: Any) -> dict[str, Any]:
     """The example project built once, as the demo builds it (forced: never from state)."""
-    done, data = build_json("--force", cwd=ROOT)
+    done, data = build_json("--no-cache", cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     return data
 

@@ -1,0 +1,88 @@
+"""The plan as other tools read it: a GitHub Actions matrix, a Mermaid or Graphviz graph."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .plan import ImagePlan
+from .project import Project
+
+COLOURS = {"fresh": "#c8e6c9", "stale": "#ffe0b2", "missing": "#ffcdd2"}
+
+
+def levels(project: Project, plans: list[ImagePlan]) -> dict[str, int]:
+    """Each planned image's dependency level: 0 for images built from outside the spec."""
+    level: dict[str, int] = {}
+    for plan in plans:  # plans come in build order: a parent before its children
+        image = project.images[plan.name]
+        parent = image.parent if image.parent_kind == "image" else None
+        level[plan.name] = level.get(parent, -1) + 1 if parent else 0
+    return level
+
+
+def github_matrix(project: Project, plans: list[ImagePlan]) -> dict[str, Any]:
+    """The images to build, grouped into levels; level N's images need only levels < N.
+
+    `include` lists them all; `levels[N].include` is one job's matrix. Images that are
+    fresh are left out; a level with nothing to build has an empty `include`.
+    """
+    level = levels(project, plans)
+    todo = [p for p in plans if p.status != "fresh"]
+    depth = max(level.values(), default=-1) + 1
+    entries = [
+        {
+            "image": p.name,
+            "level": level[p.name],
+            "status": p.status,
+            "first_stage": p.first_stage,
+            "fingerprint": p.fingerprint[:12],
+        }
+        for p in todo
+    ]
+    return {
+        "include": entries,
+        "levels": [{"include": [e for e in entries if e["level"] == n]} for n in range(depth)],
+        "count": len(entries),
+    }
+
+
+def _node(name: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def mermaid(project: Project, plans: list[ImagePlan]) -> str:
+    lines = ["graph TD"]
+    planned = {p.name for p in plans}
+    for plan in plans:
+        label = f"{plan.name}<br/>{plan.status}"
+        lines.append(f'  {_node(plan.name)}["{label}"]:::{plan.status}')
+    for plan in plans:
+        image = project.images[plan.name]
+        if image.parent_kind == "image" and image.parent in planned:
+            lines.append(f"  {_node(image.parent)} --> {_node(plan.name)}")
+        elif image.parent_kind != "image":
+            parent = f"{image.parent_kind}: {image.parent}"
+            lines.append(f'  {_node(parent)}(["{parent}"]) --> {_node(plan.name)}')
+    for status, colour in COLOURS.items():
+        lines.append(f"  classDef {status} fill:{colour},stroke:#555")
+    return "\n".join(dict.fromkeys(lines)) + "\n"
+
+
+def dot(project: Project, plans: list[ImagePlan]) -> str:
+    lines = ["digraph rolecast {", "  rankdir=TB;", "  node [shape=box, style=filled];"]
+    planned = {p.name for p in plans}
+    for plan in plans:
+        label = json.dumps(f"{plan.name}\n{plan.status}")
+        colour = COLOURS[plan.status]
+        lines.append(f'  {json.dumps(plan.name)} [label={label}, fillcolor="{colour}"];')
+    for plan in plans:
+        image = project.images[plan.name]
+        if image.parent_kind == "image" and image.parent in planned:
+            lines.append(f"  {json.dumps(image.parent)} -> {json.dumps(plan.name)};")
+        elif image.parent_kind != "image":
+            parent = json.dumps(f"{image.parent_kind}: {image.parent}")
+            lines.append(f"  {parent} [shape=ellipse, fillcolor=white];")
+            lines.append(f"  {parent} -> {json.dumps(plan.name)};")
+    lines.append("}")
+    return "\n".join(dict.fromkeys(lines)) + "\n"

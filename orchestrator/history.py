@@ -1,0 +1,170 @@
+"""Every build, recorded in `.rolecast/history.db` (SQLite, write-ahead log).
+
+A record is written when an image's build starts (result `running`) and completed when
+it ends, so a build that was killed leaves a record that says so. Several `rolecast`
+processes may write at once: SQLite's locking serialises the writes, and each write is
+one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HISTORY_FILE = Path(".rolecast") / "history.db"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS builds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    result TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    stages_run TEXT NOT NULL DEFAULT '[]',
+    stages_reused TEXT NOT NULL DEFAULT '[]',
+    roles_run TEXT NOT NULL DEFAULT '[]',
+    image_id TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    log TEXT,
+    error TEXT,
+    pid INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS builds_image ON builds (image, started);
+"""
+
+
+@dataclass
+class Record:
+    id: int
+    image: str
+    fingerprint: str
+    result: str
+    started: float
+    finished: float | None
+    stages_run: list[str] = field(default_factory=list)
+    stages_reused: list[str] = field(default_factory=list)
+    roles_run: list[str] = field(default_factory=list)
+    image_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    log: str | None = None
+    error: str | None = None
+    pid: int = 0
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "image": self.image,
+            "fingerprint": self.fingerprint,
+            "result": self.result,
+            "started": self.started,
+            "finished": self.finished,
+            "duration": None if self.duration is None else round(self.duration, 3),
+            "stages_run": self.stages_run,
+            "stages_reused": self.stages_reused,
+            "roles_run": self.roles_run,
+            "image_id": self.image_id,
+            "tags": self.tags,
+            "log": self.log,
+            "error": self.error,
+            "pid": self.pid,
+        }
+
+
+class History:
+    def __init__(self, root: Path) -> None:
+        self.path = root / HISTORY_FILE
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=30.0)) as db:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode = WAL")
+            with db:
+                db.executescript(SCHEMA)
+            with db:  # one transaction: committed on success, rolled back on error
+                yield db
+
+    def start(self, image: str, fingerprint: str, stages_reused: list[str]) -> int:
+        with self._connect() as db:
+            cursor = db.execute(
+                "INSERT INTO builds (image, fingerprint, result, started, stages_reused, pid) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (image, fingerprint, time.time(), json.dumps(stages_reused), os.getpid()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish(
+        self,
+        record: int,
+        result: str,
+        *,
+        stages_run: list[str] | None = None,
+        roles_run: list[str] | None = None,
+        image_id: str | None = None,
+        tags: list[str] | None = None,
+        log: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE builds SET result = ?, finished = ?, stages_run = ?, roles_run = ?, "
+                "image_id = ?, tags = ?, log = ?, error = ? WHERE id = ?",
+                (
+                    result,
+                    time.time(),
+                    json.dumps(stages_run or []),
+                    json.dumps(roles_run or []),
+                    image_id,
+                    json.dumps(tags or []),
+                    log,
+                    error,
+                    record,
+                ),
+            )
+
+    def records(self, images: list[str] | None = None, limit: int = 50) -> list[Record]:
+        """The newest records first, of the named images or of all."""
+        if not self.path.exists():
+            return []
+        query = "SELECT * FROM builds"
+        args: list[Any] = []
+        if images:
+            query += f" WHERE image IN ({','.join('?' * len(images))})"
+            args += images
+        query += " ORDER BY started DESC, id DESC LIMIT ?"
+        args.append(limit)
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(query, args).fetchall()
+        return [_record(row) for row in rows]
+
+
+def _record(row: sqlite3.Row) -> Record:
+    return Record(
+        id=row["id"],
+        image=row["image"],
+        fingerprint=row["fingerprint"],
+        result=row["result"],
+        started=row["started"],
+        finished=row["finished"],
+        stages_run=json.loads(row["stages_run"]),
+        stages_reused=json.loads(row["stages_reused"]),
+        roles_run=json.loads(row["roles_run"]),
+        image_id=row["image_id"],
+        tags=json.loads(row["tags"]),
+        log=row["log"],
+        error=row["error"],
+        pid=row["pid"],
+    )

@@ -1,0 +1,202 @@
+"""The inventory variables that reach an image's build host, one definition per source.
+
+Rolecast's variable rule: a stage (a role, with the meta dependencies it brings) can read
+a variable when the variable's name appears as a word in any file of the stage's roles,
+or in the definition of another variable the stage can read. Every stage reads every
+`ansible_*` variable (they steer connections and privilege for every task), and a stage
+whose files use dynamic lookups (`vars[...]`, `hostvars`, `lookup('vars', ...)`,
+`varnames`) reads every variable. A changed variable rebuilds the first stage that can
+read it and the stages after it; a variable no role reads rebuilds nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DYNAMIC = re.compile(
+    r"\bhostvars\b|\bvars\s*\[|lookup\(\s*['\"](?:ansible\.builtin\.)?vars|"
+    r"query\(\s*['\"](?:ansible\.builtin\.)?vars|\bvarnames\b"
+)
+VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One variable as one source defines it."""
+
+    source: str  # a path relative to the project, or `inventory` for its structure
+    name: str
+    digest: str
+    words: frozenset[str]  # names its value mentions, for the transitive rule
+
+
+@dataclass(frozen=True)
+class Variables:
+    definitions: tuple[Definition, ...]
+    opaque: dict[str, str]  # sources that cannot be read per variable (vaulted files): all stages
+
+    def read_by(self, words: frozenset[str], dynamic: bool) -> list[Definition]:
+        """The definitions a stage whose files hold `words` can read, by the rule above."""
+        if dynamic:
+            return list(self.definitions)
+        names = {d.name for d in self.definitions}
+        wanted = {n for n in names if n in words or n.startswith("ansible_")}
+        grown = True
+        while grown:
+            grown = False
+            for definition in self.definitions:
+                if definition.name in wanted:
+                    more = (definition.words & names) - wanted
+                    if more:
+                        wanted |= more
+                        grown = True
+        return [d for d in self.definitions if d.name in wanted]
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _words(value: Any) -> frozenset[str]:
+    return frozenset(WORD.findall(json.dumps(value, default=str)))
+
+
+class _VarsLoader(yaml.SafeLoader):
+    """YAML as Ansible writes vars files: `!vault` and `!unsafe` values are kept as text."""
+
+
+def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return f"{node.tag} {loader.construct_scalar(node)}"
+    return f"{node.tag} {node.start_mark}"
+
+
+_VarsLoader.add_multi_constructor("!", lambda loader, suffix, node: _tagged(loader, node))
+
+
+def _vars_files(base: Path) -> list[Path]:
+    if base.is_dir():
+        return sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for suffix in VARS_SUFFIXES:
+        candidate = base.with_name(base.name + suffix)
+        if candidate.is_file():
+            return [candidate]
+    return []
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+@lru_cache(maxsize=32)
+def _manager(inventory: str) -> Any:
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    sink = io.StringIO()
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        return InventoryManager(loader=DataLoader(), sources=[inventory])
+
+
+def _host_groups(inventory: Path, host: str | None, groups: tuple[str, ...]) -> list[Any]:
+    """The inventory groups (ancestors included) the build host belongs to."""
+    manager = _manager(str(inventory))
+    found: dict[str, Any] = {}
+    entry = manager.get_host(host) if host else None
+    starting = list(entry.get_groups()) if entry is not None else []
+    starting += [manager.groups[g] for g in groups if g in manager.groups]
+    if "all" in manager.groups:
+        starting.append(manager.groups["all"])
+    for group in starting:
+        found[group.name] = group
+        for ancestor in group.get_ancestors():
+            found[ancestor.name] = ancestor
+    return sorted(found.values(), key=lambda g: (g.depth, g.name))
+
+
+def inventory_variables(
+    inventory: Path, root: Path, host: str | None, groups: tuple[str, ...]
+) -> Variables:
+    """Every variable the inventory gives the build host: inline, group_vars, host_vars."""
+    manager = _manager(str(inventory))
+    base = inventory if inventory.is_dir() else inventory.parent
+    shown = _rel(inventory, root)
+    definitions: list[Definition] = []
+    opaque: dict[str, str] = {}
+    member_of = _host_groups(inventory, host, groups)
+
+    def add(source: str, data: dict[str, Any]) -> None:
+        for name, value in data.items():
+            definitions.append(Definition(source, str(name), _digest(value), _words(value)))
+
+    structure = {
+        "group_names": sorted(g.name for g in member_of if g.name not in ("all", "ungrouped")),
+        "groups": {
+            name: sorted(h.name for h in g.get_hosts()) for name, g in manager.groups.items()
+        },
+    }
+    add(f"{shown} (inventory)", structure)
+    for group in member_of:
+        add(f"{shown} (inventory) group {group.name}", dict(group.get_vars()))
+        for path in _vars_files(base / "group_vars" / group.name):
+            _read_vars_file(path, root, add, opaque)
+    if host:
+        entry = manager.get_host(host)
+        if entry is not None:
+            add(f"{shown} (inventory) host {host}", dict(entry.get_vars()))
+        for path in _vars_files(base / "host_vars" / host):
+            _read_vars_file(path, root, add, opaque)
+    return Variables(tuple(definitions), opaque)
+
+
+def _read_vars_file(path: Path, root: Path, add: Any, opaque: dict[str, str]) -> None:
+    from .fingerprint import file_digest
+
+    raw = path.read_bytes()
+    shown = _rel(path, root)
+    if raw.lstrip().startswith(b"$ANSIBLE_VAULT"):
+        opaque[shown] = file_digest(path)
+        return
+    try:
+        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=_VarsLoader)  # noqa: S506
+    except yaml.YAMLError:
+        opaque[shown] = file_digest(path)
+        return
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        opaque[shown] = file_digest(path)
+        return
+    add(shown, data)
+
+
+def mapping_variables(source: str, data: dict[str, Any]) -> list[Definition]:
+    """Definitions from a mapping the spec gives (an image's `vars:`)."""
+    return [Definition(source, str(k), _digest(v), _words(v)) for k, v in data.items()]
+
+
+def text_words(paths: list[Path]) -> tuple[frozenset[str], bool]:
+    """The words in these files, and whether they use dynamic variable lookups."""
+    words: set[str] = set()
+    dynamic = False
+    for path in paths:
+        text = path.read_bytes().decode("utf-8", errors="ignore")
+        words.update(WORD.findall(text))
+        dynamic = dynamic or DYNAMIC.search(text) is not None
+    return frozenset(words), dynamic

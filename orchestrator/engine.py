@@ -464,6 +464,8 @@ class Builder:
                     except (InterruptedBuildError, KeyboardInterrupt) as exc:
                         outcome[name] = "failed"
                         interrupted.append(exc)
+        # Reported in build order, whichever finished first.
+        report.images.sort(key=lambda item: order.index(item.name))
         if interrupted:
             first = next((e for e in interrupted if isinstance(e, InterruptedBuildError)), None)
             raise first or InterruptedBuildError(

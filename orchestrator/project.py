@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import graphlib
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,12 +227,9 @@ class InventoryInfo:
 
 def read_inventory(path: Path) -> InventoryInfo:
     """Groups and hosts as Ansible itself reads the inventory (any format it reads)."""
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
+    from .variables import inventory_manager
 
-    sink = io.StringIO()
-    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
-        manager = InventoryManager(loader=DataLoader(), sources=[str(path)])
+    manager = inventory_manager(path)
     return InventoryInfo(
         groups=frozenset(manager.groups), hosts=frozenset(h.name for h in manager.get_hosts())
     )

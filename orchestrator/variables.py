@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -104,14 +105,29 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+# Redirecting stdout swaps sys.stdout for the whole process: one thread at a time, or
+# two overlapping redirections leave a StringIO in place of the real stdout.
+_QUIET = threading.Lock()
+
+
 @lru_cache(maxsize=32)
-def _manager(inventory: str) -> Any:
+def _load(inventory: str) -> Any:
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
 
     sink = io.StringIO()
     with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
         return InventoryManager(loader=DataLoader(), sources=[inventory])
+
+
+def _manager(inventory: str) -> Any:
+    with _QUIET:
+        return _load(inventory)
+
+
+def inventory_manager(inventory: Path) -> Any:
+    """Ansible's InventoryManager for this inventory, read once per process, quietly."""
+    return _manager(str(inventory))
 
 
 def _host_groups(inventory: Path, host: str | None, groups: tuple[str, ...]) -> list[Any]:

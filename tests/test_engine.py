@@ -120,3 +120,79 @@ def test_labels_layer_spec_values_over_rolecasts(monkeypatch: pytest.MonkeyPatch
     assert labels["org.opencontainers.image.vendor"] == "Example Ops"
     assert labels["com.example.team"] == "platform"
     assert labels["io.rolecast.roles"] == "python_runtime,app"
+
+
+def fleet(
+    monkeypatch: pytest.MonkeyPatch, failing: set[str], options: BuildOptions
+) -> tuple[Builder, list[str]]:
+    """A builder whose per-image build is faked: it records the order and fails on demand."""
+    b = Builder(load_project(ROOT), options, lambda event: None)
+    started: list[str] = []
+    monkeypatch.setattr(b, "check_tools", lambda: None)
+    monkeypatch.setattr(b, "install_requirements", lambda: None)
+
+    def build_image(name: str, report: engine.BuildReport) -> None:
+        started.append(name)
+        if name in failing:
+            raise BuildFailedError(f"image {name}: failed")
+        report.images.append(engine.ImageResult(name=name, result="built"))
+
+    monkeypatch.setattr(b, "build_image", build_image)
+    return b, started
+
+
+def test_a_failure_skips_its_dependents_and_the_others_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    b, started = fleet(monkeypatch, {"web@staging"}, BuildOptions(jobs=2, keep_going=True))
+    with pytest.raises(BuildFailedError) as info:
+        b.build([])
+    report = info.value.report  # type: ignore[attr-defined]
+    results = {i.name: (i.result, i.error) for i in report.images}
+    assert results == {
+        "base": ("built", None),
+        "web@staging": ("failed", "image web@staging: failed"),
+        "web@production": ("built", None),
+        "app": ("built", None),
+    }
+    assert started[0] == "base" and set(started) == {"base", "web@staging", "web@production", "app"}
+    assert [i.name for i in report.images] == ["base", "web@staging", "web@production", "app"]
+
+
+def test_a_failed_parent_skips_its_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    b, started = fleet(monkeypatch, {"base"}, BuildOptions(jobs=2, keep_going=True))
+    with pytest.raises(BuildFailedError) as info:
+        b.build([])
+    report = info.value.report  # type: ignore[attr-defined]
+    assert started == ["base"]
+    assert {i.name: (i.result, i.error) for i in report.images if i.result == "skipped"} == {
+        "web@staging": ("skipped", "base failed"),
+        "web@production": ("skipped", "base failed"),
+        "app": ("skipped", "base failed"),
+    }
+
+
+def test_fail_fast_starts_nothing_after_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    b, started = fleet(monkeypatch, {"base"}, BuildOptions(jobs=1, keep_going=False))
+    with pytest.raises(BuildFailedError):
+        b.build(["base", "app"])
+    assert started == ["base"]
+
+
+def test_play_items_resume_after_the_deepest_cached_stage() -> None:
+    from orchestrator.fingerprint import Manifest, Stage
+    from orchestrator.render import StageCommit
+
+    b = builder(set())
+    image = b.project.images["app"]
+    manifest = Manifest(
+        [Stage(n, {}, str(i) * 64) for i, n in enumerate(["image", "role app", "commit"])]
+    )
+    full = b.play_items(image, manifest, -1)
+    assert full == [
+        StageCommit("image", "rolecast-cache/app:" + "0" * 32),
+        ("app", {"app_port": 8080}),
+        StageCommit("role app", "rolecast-cache/app:" + "1" * 32),
+    ]
+    assert b.play_items(image, manifest, 0) == full[1:]
+    assert b.play_items(image, manifest, 1) == []

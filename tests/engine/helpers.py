@@ -19,9 +19,11 @@ ROLECAST = str(Path(sys.executable).parent / "rolecast")
 EDGE = DATA / "projects" / "edge"
 
 
-def rolecast(*args: str, cwd: Path | None = None, timeout: float = 900) -> Any:
+def rolecast(
+    *args: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None
+) -> Any:
     """Run the installed `rolecast` command; returns the CompletedProcess."""
-    env = dict(os.environ)
+    env = dict(os.environ) | (env or {})
     env.pop("COLUMNS", None)
     return subprocess.run(
         [ROLECAST, *args],

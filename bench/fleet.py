@@ -1,0 +1,208 @@
+"""Benchmark: a fleet of 10 images, built by `rolecast build` and by a hand-written Packer
+template doing the same work, in the same run.
+
+    .venv/bin/python bench/fleet.py [--out FILE]
+
+(a) a full build of the fleet (rolecast --no-cache; the template always builds all),
+(b) a rebuild with nothing changed (rolecast: zero containers, counted from Docker
+events), (c) a rebuild after a template change in the last of the four roles of one
+image (rolecast resumes from the cached stage; the template rebuilds that image).
+Prints a Markdown table of wall times and ratios. Needs what the engine tests need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BASE = "rolecast/debian-bookworm:bookworm"
+ROLECAST = str(Path(sys.executable).parent / "rolecast")
+ROLES = ["web", "users", "config", "site"]
+IMAGES = {"four": ROLES, **{f"svc{i}": ROLES[: 1 + i % 3] for i in range(1, 10)}}
+
+
+def role_tasks(role: str) -> list[dict[str, Any]]:
+    """Six small tasks of the kinds real roles are made of; `site` renders a template."""
+    base = f"/opt/{role}"
+    tasks: list[dict[str, Any]] = [
+        {"name": "Directory", "ansible.builtin.file": {"path": base, "state": "directory"}},
+        {
+            "name": "Settings",
+            "ansible.builtin.lineinfile": {
+                "path": f"{base}/settings.conf",
+                "line": f"role={role}",
+                "create": True,
+                "mode": "0644",
+            },
+        },
+        {"name": "Probe", "ansible.builtin.command": "uname -r", "changed_when": False},
+    ]
+    for i in range(3):
+        tasks.append(
+            {
+                "name": f"File {i}",
+                "ansible.builtin.copy": {
+                    "content": f"{role} {i}\n",
+                    "dest": f"{base}/f{i}.txt",
+                    "mode": "0644",
+                },
+            }
+        )
+    if role == "site":
+        tasks.append(
+            {
+                "name": "Site config",
+                "ansible.builtin.template": {"src": "site.conf.j2", "dest": f"{base}/site.conf"},
+            }
+        )
+    return tasks
+
+
+def make_project(root: Path) -> None:
+    for role in ROLES:
+        (root / "roles" / role / "tasks").mkdir(parents=True)
+        (root / "roles" / role / "tasks" / "main.yml").write_text(json.dumps(role_tasks(role)))
+    (root / "roles" / "site" / "templates").mkdir()
+    (root / "roles" / "site" / "templates" / "site.conf.j2").write_text(
+        "site on {{ ansible_hostname }}, version 1\n"
+    )
+    spec = {
+        "version": 1,
+        "defaults": {"registry": "rolecast-bench", "tags": ["rolecast"]},
+        "images": {
+            name: {"from": BASE, "roles": roles, "config": {"cmd": ["/bin/bash"]}}
+            for name, roles in IMAGES.items()
+        },
+    }
+    (root / "rolecast.yml").write_text(json.dumps(spec, indent=2))
+    # What a user writes by hand: a docker source and a build per image, the ansible
+    # provisioner with its defaults (SSH proxy adapter) and the options OpenSSH 9 needs.
+    sources: dict[str, Any] = {}
+    builds: list[dict[str, Any]] = []
+    for name, roles in IMAGES.items():
+        playbook = root / f"{name}.yml"
+        playbook.write_text(json.dumps([{"hosts": "all", "roles": roles}]))
+        sources[name] = {
+            "image": BASE,
+            "commit": True,
+            "pull": False,
+            "changes": ['CMD ["/bin/bash"]'],
+        }
+        builds.append(
+            {
+                "name": name,
+                "sources": [f"source.docker.{name}"],
+                "provisioner": [
+                    {
+                        "ansible": {
+                            "playbook_file": str(playbook),
+                            "extra_arguments": [
+                                "--ssh-extra-args=-o HostKeyAlgorithms=+ssh-rsa"
+                                " -o PubkeyAcceptedKeyTypes=+ssh-rsa",
+                                "--scp-extra-args=-O",
+                            ],
+                            "ansible_env_vars": [
+                                f"ANSIBLE_ROLES_PATH={root / 'roles'}",
+                                "ANSIBLE_HOST_KEY_CHECKING=False",
+                                "ANSIBLE_SSH_TRANSFER_METHOD=scp",
+                            ],
+                        }
+                    }
+                ],
+                "post-processor": [
+                    {"docker-tag": {"repository": f"rolecast-bench/{name}", "tags": ["packer"]}}
+                ],
+            }
+        )
+    template = {"source": {"docker": sources}, "build": builds}
+    (root / "fleet.pkr.json").write_text(json.dumps(template, indent=2))
+
+
+def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall time of a command, and how many containers the Docker engine created meanwhile."""
+    import docker
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["CHECKPOINT_DISABLE"] = "1"
+    client = docker.from_env()
+    since_ns = time.time_ns()
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"{argv[0]} failed (exit {done.returncode})")
+    events = client.events(
+        since=since_ns // 1_000_000_000,
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": "create"},
+    )
+    created = len([e for e in events if e["timeNano"] >= since_ns])
+    client.close()
+    return elapsed, created
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    rows: list[tuple[str, float, int, float, int]] = []
+    with tempfile.TemporaryDirectory(prefix="rolecast-fleet-") as tmp:
+        root = Path(tmp)
+        make_project(root)
+        packer_all = ["packer", "build", "fleet.pkr.json"]
+        rc_full = timed([ROLECAST, "build", "--plain", "--no-cache"], root)
+        pk_full = timed(packer_all, root)
+        rows.append(("(a) full build of the fleet", *rc_full, *pk_full))
+        rc_noop = timed([ROLECAST, "build", "--plain"], root)
+        pk_noop = timed(packer_all, root)  # a template cannot tell that nothing changed
+        rows.append(("(b) rebuild, nothing changed", *rc_noop, *pk_noop))
+        rc_image = timed([ROLECAST, "build", "--plain", "--force", "four", "four"], root)
+        template = root / "roles" / "site" / "templates" / "site.conf.j2"
+        template.write_text(template.read_text().replace("version 1", "version 2"))
+        rc_last = timed([ROLECAST, "build", "--plain", "four"], root)
+        pk_last = timed(["packer", "build", "-only=four.docker.four", "fleet.pkr.json"], root)
+        rows.append(("(c) last role's template changed, image `four`", *rc_last, *pk_last))
+        history = subprocess.run(
+            [ROLECAST, "history", "--json", "-n", "1", "four"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        ran = json.loads(history.stdout)[0]["stages_run"]
+    lines = [
+        f"Fleet of {len(IMAGES)} images (image `four` has {len(ROLES)} roles), "
+        f"{os.cpu_count()} CPUs; rolecast builds with -j {os.cpu_count()}",
+        "",
+        "| case | rolecast | containers | hand-written template | containers | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case, r, rn, p, pn in rows:
+        lines.append(f"| {case} | {r:.1f} s | {rn} | {p:.1f} s | {pn} | {r / p:.3f} |")
+    lines += [
+        "",
+        f"(c) ran the stages {', '.join(ran)}; against rolecast's own full build of `four` "
+        f"({rc_image[0]:.1f} s) the ratio is {rc_last[0] / rc_image[0]:.2f} "
+        "(target: at most 0.35).",
+        f"(b) no-op rebuild of {len(IMAGES)} images: {rc_noop[0]:.2f} s wall, "
+        f"{rc_noop[1]} containers (target: under 2 s, zero containers).",
+        "",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The build history: records survive many writers at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+from orchestrator.history import History
+
+
+def _write(root: str, index: int) -> None:
+    history = History(Path(root))
+    for n in range(10):
+        record = history.start(f"image{index}", f"fp{n}", ["image"])
+        history.finish(record, "built", stages_run=["commit"], roles_run=["r"], image_id="x")
+
+
+def test_concurrent_writers_keep_the_database_whole(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write, args=(str(tmp_path), i)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    history = History(tmp_path)
+    records = history.records(limit=1000)
+    assert len(records) == 40
+    assert all(r.result == "built" and r.stages_run == ["commit"] for r in records)
+    with sqlite3.connect(history.path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_records_of_one_image_newest_first(tmp_path: Path) -> None:
+    history = History(tmp_path)
+    first = history.start("web", "a", [])
+    history.finish(first, "failed", error="boom")
+    second = history.start("web", "b", ["image"])
+    history.start("app", "c", [])
+    records = history.records(["web"])
+    assert [r.id for r in records] == [second, first]
+    assert records[0].result == "running" and records[0].finished is None
+    assert records[1].error == "boom" and records[1].duration is not None
+    assert History(tmp_path / "nothing").records() == []

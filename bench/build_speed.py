@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from handwritten import ansible_provisioner  # noqa: E402
+
 BASE = "rolecast/debian-bookworm:bookworm"
 ROLECAST = str(Path(sys.executable).parent / "rolecast")
 TASKS = 30
@@ -125,23 +128,7 @@ def make_project(root: Path) -> None:
         },
         "build": {
             "sources": ["source.docker.bench"],
-            "provisioner": [
-                {
-                    "ansible": {
-                        "playbook_file": str(root / "playbook.yml"),
-                        "extra_arguments": [
-                            "--ssh-extra-args=-o HostKeyAlgorithms=+ssh-rsa"
-                            " -o PubkeyAcceptedKeyTypes=+ssh-rsa",
-                            "--scp-extra-args=-O",
-                        ],
-                        "ansible_env_vars": [
-                            f"ANSIBLE_ROLES_PATH={root / 'roles'}",
-                            "ANSIBLE_HOST_KEY_CHECKING=False",
-                            "ANSIBLE_SSH_TRANSFER_METHOD=scp",
-                        ],
-                    }
-                }
-            ],
+            "provisioner": [ansible_provisioner(root / "playbook.yml", root / "roles")],
             "post-processor": [
                 {"docker-tag": {"repository": "rolecast-bench/bench", "tags": ["packer"]}}
             ],

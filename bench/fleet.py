@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+from handwritten import ansible_provisioner  # noqa: E402
+
 BASE = "rolecast/debian-bookworm:bookworm"
 ROLECAST = str(Path(sys.executable).parent / "rolecast")
 ROLES = ["web", "users", "config", "site"]
@@ -29,7 +32,8 @@ IMAGES = {"four": ROLES, **{f"svc{i}": ROLES[: 1 + i % 3] for i in range(1, 10)}
 
 
 def role_tasks(role: str) -> list[dict[str, Any]]:
-    """Six small tasks of the kinds real roles are made of; `site` renders a template."""
+    """Small tasks of the kinds real roles are made of: `web` installs packages, `site`
+    renders a template."""
     base = f"/opt/{role}"
     tasks: list[dict[str, Any]] = [
         {"name": "Directory", "ansible.builtin.file": {"path": base, "state": "directory"}},
@@ -44,6 +48,17 @@ def role_tasks(role: str) -> list[dict[str, Any]]:
         },
         {"name": "Probe", "ansible.builtin.command": "uname -r", "changed_when": False},
     ]
+    if role == "web":  # real roles install packages
+        tasks.append(
+            {
+                "name": "Packages",
+                "ansible.builtin.apt": {
+                    "name": ["less", "curl"],
+                    "update_cache": True,
+                    "install_recommends": False,
+                },
+            }
+        )
     for i in range(3):
         tasks.append(
             {
@@ -99,23 +114,7 @@ def make_project(root: Path) -> None:
             {
                 "name": name,
                 "sources": [f"source.docker.{name}"],
-                "provisioner": [
-                    {
-                        "ansible": {
-                            "playbook_file": str(playbook),
-                            "extra_arguments": [
-                                "--ssh-extra-args=-o HostKeyAlgorithms=+ssh-rsa"
-                                " -o PubkeyAcceptedKeyTypes=+ssh-rsa",
-                                "--scp-extra-args=-O",
-                            ],
-                            "ansible_env_vars": [
-                                f"ANSIBLE_ROLES_PATH={root / 'roles'}",
-                                "ANSIBLE_HOST_KEY_CHECKING=False",
-                                "ANSIBLE_SSH_TRANSFER_METHOD=scp",
-                            ],
-                        }
-                    }
-                ],
+                "provisioner": [ansible_provisioner(playbook, root / "roles")],
                 "post-processor": [
                     {"docker-tag": {"repository": f"rolecast-bench/{name}", "tags": ["packer"]}}
                 ],

@@ -9,7 +9,7 @@ from typing import Any
 from .fingerprint import image_manifest
 from .plan import image_id_of, layered, load_state
 from .project import Project
-from .render import CACHE_REPOSITORY, cache_tag
+from .render import CACHE_REPOSITORY, apt_volumes, cache_tag
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,16 @@ def current_stages(project: Project, client: Any) -> tuple[dict[str, str], dict[
 
 
 def cached_stages(project: Project, client: Any) -> list[CachedStage]:
-    """Every stage image in the engine, newest first."""
+    """The stage images of this project's images in the engine, newest first."""
     current, names = current_stages(project, client)
+    slugs = {image.slug for image in project.images.values()}
     found: list[CachedStage] = []
     for entry in client.images.list():
         for tag in entry.tags:
             if not tag.startswith(CACHE_REPOSITORY + "/"):
                 continue
+            if tag[len(CACHE_REPOSITORY) + 1 :].rsplit(":", 1)[0] not in slugs:
+                continue  # another project's, or an image since removed from the spec
             created = dt.datetime.fromisoformat(entry.attrs["Created"][:26].rstrip("Z"))
             found.append(
                 CachedStage(
@@ -80,6 +83,23 @@ def cached_stages(project: Project, client: Any) -> list[CachedStage]:
                 )
             )
     return sorted(found, key=lambda s: (s.created, s.reference), reverse=True)
+
+
+def remove_apt_volumes(project: Project, client: Any, dry_run: bool = False) -> list[str]:
+    """Remove the apt cache volumes of this project's images (the next build refills them)."""
+    from docker.errors import DockerException
+
+    removed = []
+    for image in project.images.values():
+        for name in apt_volumes(image.slug):
+            try:
+                volume = client.volumes.get(name)
+                if not dry_run:
+                    volume.remove()
+                removed.append(name)
+            except DockerException:
+                pass  # absent, or in use by a running build
+    return removed
 
 
 def prune(

@@ -462,9 +462,12 @@ def cache_prune(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
     ] = False,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also remove the images' apt cache volumes.")
+    ] = False,
 ) -> None:
     """Remove cached stages that no current fingerprint uses (but the newest --keep)."""
-    from .cache import prune
+    from .cache import prune, remove_apt_volumes
     from .progress import size_text
     from .tools import docker_client
 
@@ -473,6 +476,9 @@ def cache_prune(
     verb = "would remove" if dry_run else "removed"
     for stage in removed:
         out.print(f"{verb} {stage.reference} ({stage.stage})", markup=False, highlight=False)
+    if volumes:
+        for name in guarded(lambda: remove_apt_volumes(project, docker_client(), dry_run)):
+            out.print(f"{verb} volume {name}", markup=False, highlight=False)
     total = sum(s.size for s in removed)
     out.print(
         f"{verb} {len(removed)} stage images (up to {size_text(total)}); kept {len(kept)}",

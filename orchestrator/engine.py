@@ -370,6 +370,7 @@ class Builder:
             mitogen_strategy_dir=strategy,
             verbose=self.options.verbose,
             ansible_playbook=ansible_playbook(),
+            apt_cache=image.spec.config.cleanup,
         )
 
     def write_inputs(

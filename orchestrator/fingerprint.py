@@ -22,7 +22,7 @@ from .tools import package_version
 from .variables import WORD, Variables, inventory_variables, mapping_variables, text_words
 
 # Bump when rendering changes what a build produces from the same inputs.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 IGNORED_DIRS = frozenset({".git", "molecule", "tests", "__pycache__"})
 IGNORED_SUFFIXES = (".md", ".pyc")
 

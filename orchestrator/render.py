@@ -139,6 +139,7 @@ class RenderInput:
     ansible_playbook: str = "ansible-playbook"
     vault_arguments: list[str] = field(default_factory=list)
     run_ansible: bool = True  # False when every role's stage comes from the cache
+    apt_cache: bool = False  # apt's lists and caches on volumes of the image's own
     stage_cache: bool = False  # the playbook commits each stage (needs the container id)
 
 
@@ -205,6 +206,11 @@ def run_command(inp: RenderInput) -> list[str]:
         # `docker commit --change` has no STOPSIGNAL; the container's own is committed.
         argv.append(f"--stop-signal={inp.config.stopsignal}")
     argv.append("--entrypoint=/bin/sh" if config_entrypoint else "--entrypoint=")
+    if inp.apt_cache:
+        # Never committed (a volume is not part of the container's filesystem), kept
+        # from one build of the image to the next, as a build cache mount is.
+        for volume, path in apt_volumes(inp.name).items():
+            argv += ["-v", f"{volume}:{path}"]
     argv += [
         "--label",
         f"{BUILD_LABEL}={inp.build_id}",
@@ -216,6 +222,17 @@ def run_command(inp: RenderInput) -> list[str]:
     if not config_entrypoint:
         argv.append("/bin/sh")
     return argv
+
+
+APT_VOLUME_PREFIX = "rolecast-apt-"
+
+
+def apt_volumes(slug: str) -> dict[str, str]:
+    """The Docker volumes that hold one image's apt lists and package cache while it builds."""
+    return {
+        f"{APT_VOLUME_PREFIX}lists-{slug}": "/var/lib/apt/lists",
+        f"{APT_VOLUME_PREFIX}cache-{slug}": "/var/cache/apt",
+    }
 
 
 def _install_when_missing(command: str, text: str) -> str:
@@ -236,9 +253,9 @@ def bootstrap_script() -> list[str]:
 set -e
 if [ -f {BOOTSTRAP_RECORD} ]; then
   echo "rolecast: resuming from a cached stage"
-  if [ -f {RECORDS_DIR}/apt-lists ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    rm -f {RECORDS_DIR}/apt-lists
+  if command -v apt-get >/dev/null 2>&1 && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1
+  then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq  # the apt cache volume was removed
   fi
   exit 0
 fi
@@ -276,8 +293,11 @@ echo "$shims" > {SHIMS_RECORD}
     return script.strip().splitlines()
 
 
-def cleanup_script(config: ImageConfig) -> list[str]:
-    """Remove what the build left: Ansible's temp files, Rolecast's own packages, apt lists."""
+def cleanup_script(config: ImageConfig, apt_cache: bool = False) -> list[str]:
+    """Remove what the build left: Ansible's temp files, Rolecast's own packages, apt lists.
+
+    With `apt_cache`, apt's lists and cache are on volumes, never committed: they stay
+    for the next build."""
     lines = ["set -e"]
     if not config.keep_ansible_deps:
         lines += [
@@ -304,11 +324,13 @@ def cleanup_script(config: ImageConfig) -> list[str]:
         "done",
         "rm -rf /tmp/.ansible* /tmp/ansible* /var/tmp/.ansible* /var/tmp/ansible* /root/.cache/pip",
     ]
-    if config.cleanup:
+    if config.cleanup and not apt_cache:
         lines += [
             "if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi",
-            "rm -rf /var/lib/apt/lists/* /tmp/* /var/tmp/*",
+            "rm -rf /var/lib/apt/lists/*",
         ]
+    if config.cleanup:
+        lines.append("rm -rf /tmp/* /var/tmp/*")
     lines.append("true")
     return lines
 
@@ -418,7 +440,7 @@ def template(inp: RenderInput) -> dict[str, Any]:
         "provisioner": [
             {"shell": {"inline": _hcl(bootstrap_script()), **shell_common}},
             *([{"ansible": ansible}] if inp.run_ansible else []),
-            {"shell": {"inline": _hcl(cleanup_script(inp.config)), **shell_common}},
+            {"shell": {"inline": _hcl(cleanup_script(inp.config, inp.apt_cache)), **shell_common}},
         ],
         "post-processor": [{"docker-tag": {"repository": inp.repository, "tags": list(inp.tags)}}],
     }
@@ -500,35 +522,11 @@ STAGE_ROLE_TASKS = """---
 - name: run the handlers of this stage
   ansible.builtin.meta: flush_handlers
 
-# apt's lists and caches are regenerated on resume; kept out of the stage's layer, they
-# do not weigh on an image that resumes from it (the clean-up would delete them anyway).
-- name: set apt's lists aside while the stage is committed
-  when: rolecast_container is defined
-  changed_when: false
-  ansible.builtin.shell: |
-    if [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$')" ]; then
-      rm -rf /mnt/rolecast-apt-lists
-      mv /var/lib/apt/lists /mnt/rolecast-apt-lists
-      mkdir -p /var/lib/apt/lists/partial
-      touch /var/lib/rolecast-build/apt-lists
-    fi
-    rm -f /var/cache/apt/*.bin /var/cache/apt/archives/*.deb
-
 - name: "cache stage {{ rolecast_stage_name }}"
   when: rolecast_container is defined  # not in a gate's second run
   ansible.builtin.debug:
     msg: "{{ lookup('ansible.builtin.pipe', 'docker commit ' ~ (rolecast_container | quote)
       ~ ' ' ~ (rolecast_stage_tag | quote)) }}"
-
-- name: put apt's lists back
-  when: rolecast_container is defined
-  changed_when: false
-  ansible.builtin.shell: |
-    if [ -d /mnt/rolecast-apt-lists ]; then
-      rm -rf /var/lib/apt/lists
-      mv /mnt/rolecast-apt-lists /var/lib/apt/lists
-      rm -f /var/lib/rolecast-build/apt-lists
-    fi
 """
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator import render
 from orchestrator.render import ParentConfig, RenderInput
@@ -203,6 +204,44 @@ def test_cleanup_script_follows_the_config() -> None:
     assert "autoremove" not in kept
     assert "/var/lib/apt/lists" not in kept
     assert '.ansible"' in kept
+    on_volumes = "\n".join(render.cleanup_script(ImageConfig(), apt_cache=True))
+    assert "/var/lib/apt/lists" not in on_volumes and "apt-get clean" not in on_volumes
+    assert "rm -rf /tmp/* /var/tmp/*" in on_volumes
+
+
+def test_apt_cache_volumes_are_the_images_own() -> None:
+    run = render.run_command(make_input(apt_cache=True))
+    assert run[run.index("rolecast-apt-lists-web:/var/lib/apt/lists") - 1] == "-v"
+    assert "rolecast-apt-cache-web:/var/cache/apt" in run
+    assert not any("rolecast-apt" in a for a in render.run_command(make_input()))
+
+
+def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> None:
+    items: list[render.PlayItem] = [
+        render.StageCommit("image", "rolecast-cache/web:aa"),
+        ("nginx", {}),
+        render.StageCommit("role nginx", "rolecast-cache/web:bb"),
+    ]
+    play = json.loads(render.generated_playbook("web", "rolecast-web", items).split("\n", 1)[1])
+    assert play[0]["roles"] == [
+        {
+            "role": "rolecast_stage",
+            "vars": {"rolecast_stage_name": "image", "rolecast_stage_tag": "rolecast-cache/web:aa"},
+        },
+        {"role": "nginx"},
+        {
+            "role": "rolecast_stage",
+            "vars": {
+                "rolecast_stage_name": "role nginx",
+                "rolecast_stage_tag": "rolecast-cache/web:bb",
+            },
+        },
+    ]
+    tasks = yaml.safe_load(render.STAGE_ROLE_TASKS)
+    assert tasks[0]["ansible.builtin.meta"] == "flush_handlers"
+    assert tasks[1]["when"] == "rolecast_container is defined"
+    args = render.ansible_arguments(make_input(stage_cache=True))
+    assert "rolecast_container=${build.ID}" in args
 
 
 @pytest.mark.parametrize(

@@ -125,29 +125,42 @@ def make_project(root: Path) -> None:
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall time of a command, and how many containers the Docker engine created meanwhile."""
+    """Wall time of a command, and how many containers the Docker engine created meanwhile
+    (counted from a live event stream: the engine keeps only its last 256 events)."""
+    import threading
+
     import docker
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["CHECKPOINT_DISABLE"] = "1"
     client = docker.from_env()
-    since_ns = time.time_ns()
+    stream = client.events(decode=True, filters={"type": "container", "event": "create"})
+    created: list[str] = []
+
+    def count() -> None:
+        try:
+            for event in stream:
+                created.append(str(event.get("id")))
+        except Exception:  # the stream is closed when the command is done
+            return
+
+    listener = threading.Thread(target=count, daemon=True)
+    listener.start()
     started = time.monotonic()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
+    # A marker container's event closes the window: every earlier event has arrived.
+    marker = client.containers.create(BASE, ["true"])
+    while str(marker.id) not in created:
+        time.sleep(0.05)
+    marker.remove()
+    stream.close()
+    client.close()
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit(f"{argv[0]} failed (exit {done.returncode})")
-    events = client.events(
-        since=since_ns // 1_000_000_000,
-        until=int(time.time()) + 1,
-        decode=True,
-        filters={"type": "container", "event": "create"},
-    )
-    created = len([e for e in events if e["timeNano"] >= since_ns])
-    client.close()
-    return elapsed, created
+    return elapsed, len(created) - 1
 
 
 def main() -> None:

@@ -786,6 +786,8 @@ class Builder:
                     timeout=self.options.timeout,
                 )
                 state.notes.append("verify: passed")
+            if self.cancel.is_set():
+                raise KeyboardInterrupt  # interrupted while the gates ran: no tag moves
         except BuildFailedError as exc:
             kept = f"{image.repository}:{final_tags[0]}-failed"
             self.client.images.get(image_id).tag(image.repository, f"{final_tags[0]}-failed")

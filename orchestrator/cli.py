@@ -245,6 +245,10 @@ def build(
     version: Annotated[
         str | None, typer.Option("--version", help="The version tag templates see.")
     ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", metavar="TEMPLATE", help="Another tag (template) for every image."),
+    ] = None,
     connection: Annotated[
         str | None,
         typer.Option("--connection", help="Override the spec: auto, mitogen, docker or proxy."),
@@ -310,6 +314,7 @@ def build(
         vault_arguments=vault,
         idempotence=idempotence,
         force=tuple(force or ()),
+        tags=tuple(tag or ()),
         no_cache=no_cache,
         jobs=jobs or os.cpu_count() or 1,
         keep_going=keep_going if keep_going is not None else bool(os.environ.get("CI")),

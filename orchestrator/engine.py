@@ -29,7 +29,7 @@ from .errors import (
 from .fingerprint import Manifest, image_manifest, stage_roles
 from .history import History
 from .packer_output import BuildState, parse
-from .plan import ImagePlan, assess, cached_start, layered, save_state
+from .plan import ImagePlan, assess, cached_start, layered, load_state, save_state
 from .project import Project, ResolvedImage
 from .requirements import install_requirements
 from .runner import INSTALL_HINTS, run
@@ -133,6 +133,7 @@ class BuildOptions:
     force: tuple[str, ...] = ()  # images to rebuild from their parent, fresh or not
     jobs: int = 1
     keep_going: bool = True
+    tags: tuple[str, ...] = ()  # tag templates added to every image built (--tag)
 
 
 OnEvent = Callable[[Event], None]
@@ -238,13 +239,20 @@ class Builder:
             ", ".join(f"{name} {version}" for name, version in sorted(resolved.items())),
         )
 
-    def resolved_tags(self, image: ResolvedImage) -> list[str]:
+    def resolved_tags(self, image: ResolvedImage, fingerprint: str | None = None) -> list[str]:
+        """The image's tags for this build; before its fingerprint is known, `{{ fingerprint }}`
+        resolves to its last build's (or a placeholder), so that every tag is checked early."""
+        if fingerprint is None:
+            state = load_state(self.project, image)
+            fingerprint = str(state.get("fingerprint")) if state else "0" * 64
+        extra = [f"{t}-{image.variant}" if image.variant else t for t in self.options.tags]
         return resolve_tags(
-            list(image.tags),
+            [*image.tags, *extra],
             version=self.options.version,
             git=self.git,
             now=self.now,
             image=image.name,
+            fingerprint=fingerprint,
         )
 
     def parent_reference(self, image: ResolvedImage) -> str:
@@ -344,7 +352,8 @@ class Builder:
         connection, strategy = choose_connection(
             self.options.connection or image.spec.connection or spec.defaults.connection
         )
-        tags = self.resolved_tags(image)
+        known = fingerprint if fingerprint != FINGERPRINT_PLACEHOLDER else None
+        tags = self.resolved_tags(image, known)
         cfg = self.root / "ansible.cfg"
         return render.RenderInput(
             name=image.slug,
@@ -508,7 +517,7 @@ class Builder:
         """Nothing changed: no container starts; the tags are (re)applied to the last image."""
         assert assessed.image_id is not None
         built = self.client.images.get(assessed.image_id)
-        tags = self.resolved_tags(image)
+        tags = self.resolved_tags(image, manifest.fingerprint)
         for tag in tags:
             built.tag(image.repository, tag)
         names = [s.name for s in manifest.stages]

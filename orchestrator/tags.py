@@ -49,6 +49,25 @@ def sanitise(value: str) -> str:
 
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
 
+# Semantic versions, as tags allow them (no `+build`): `1.4.2`, `v1.4.2`, `1.5.0-rc.1`.
+SEMVER = re.compile(r"^(v?)(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?$")
+MOVING = "latest"
+
+
+def is_release(version: str) -> bool:
+    """A semantic version without a pre-release part."""
+    found = SEMVER.match(version)
+    return found is not None and found.group(5) is None
+
+
+def version_expansions(version: str) -> list[str]:
+    """`1.4.2` also gives `1.4` and `1`; a pre-release or another scheme gives only itself."""
+    found = SEMVER.match(version)
+    if found is None or found.group(5) is not None:
+        return [version]
+    prefix, major, minor, _ = found.groups()[:4]
+    return [version, f"{prefix}{major}.{minor}", f"{prefix}{major}"]
+
 
 def resolve_tags(
     templates: list[str],
@@ -57,8 +76,16 @@ def resolve_tags(
     git: GitInfo,
     now: dt.datetime,
     image: str,
+    fingerprint: str | None = None,
 ) -> list[str]:
-    """Render each template; a missing value or an invalid result is an input error."""
+    """Render each template; a missing value or an invalid result is an input error.
+
+    A template using `{{ version }}` gives one tag per expansion of a release version
+    (`1.4.2`, `1.4`, `1`). `latest` is applied only when asked for, and not when the
+    version being built is a pre-release.
+    """
+    from jinja2 import meta
+
     context: dict[str, object] = {
         "date": now.strftime("%Y%m%d"),
         "git": {
@@ -71,12 +98,20 @@ def resolve_tags(
             if v is not None
         },
     }
-    if version is not None:
-        context["version"] = version
+    if fingerprint is not None:
+        context["fingerprint"] = fingerprint[:12]
     out: list[str] = []
     for text in templates:
         try:
-            tag = _env.from_string(text).render(context).strip()
+            parsed = _env.parse(text)
+            uses_version = "version" in meta.find_undeclared_variables(parsed)
+            values: list[str | None] = [version]
+            if version is not None and uses_version:
+                values = list(version_expansions(version))
+            rendered = []
+            for value in values:
+                extra = {"version": value} if value is not None else {}
+                rendered.append(_env.from_string(text).render(context | extra).strip())
         except jinja2.UndefinedError as exc:
             hint = "pass --version" if "version" in str(exc) else "build from a git checkout"
             raise UsageError(
@@ -84,8 +119,17 @@ def resolve_tags(
             ) from None
         except jinja2.TemplateError as exc:
             raise UsageError(f"image {image}: tag template {text!r}: {exc}") from None
-        if not TAG_RE.match(tag):
-            raise UsageError(f"image {image}: tag template {text!r} gave {tag!r}, not a valid tag")
-        if tag not in out:
-            out.append(tag)
+        for tag in rendered:
+            if not TAG_RE.match(tag):
+                reason = "over 128 characters" if len(tag) > 128 else "not a valid tag"
+                raise UsageError(f"image {image}: tag template {text!r} gave {tag!r}, {reason}")
+            if tag == MOVING and version is not None and not is_release(version):
+                continue  # a pre-release never moves `latest`
+            if tag not in out:
+                out.append(tag)
+    if not out:
+        raise UsageError(
+            f"image {image}: no tag left: `latest` is not applied to the pre-release {version}; "
+            "add a tag template such as '{{ version }}'"
+        )
     return out

@@ -170,3 +170,19 @@ def test_render_prints_a_template(cli: Any, project_copy: Path) -> None:
     assert json.loads((project_copy / ".rolecast/build/app/vars.json").read_text()) == {
         "image_build": True
     }
+
+
+def test_build_with_an_invalid_extra_tag_exits_2_before_any_work(
+    cli: Any, monkeypatch: Any
+) -> None:
+    import orchestrator.engine as engine
+
+    def no_tools() -> None:
+        raise AssertionError("tools were checked before the tags")
+
+    monkeypatch.setattr(engine.Builder, "check_tools", lambda self: no_tools())
+    result = cli("build", "--plain", "--tag", "rc {{ version }}", "--version", "1.0.0")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "image base: tag template 'rc {{ version }}' gave 'rc 1.0.0', not a valid tag"
+    )

@@ -7,6 +7,7 @@ tasks appeared in Ansible's output), never from timing.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ def layers(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path
     except docker.errors.ImageNotFound:
         pytest.fail(f"{DEBIAN} is missing: run scripts/setup.sh", pytrace=False)
     project = copy_project(LAYERS, tmp_path_factory.mktemp("layers") / "layers")
+    # ansible.cfg is an input of every stage: a token of this run's keeps stages of
+    # earlier runs (left in the engine) from being reused.
+    (project / "ansible.cfg").write_text(f"# run {uuid.uuid4().hex}\n[defaults]\n")
     # --no-cache: the engine may hold these stages from an earlier run.
     done, data = build_json("--plain", "--no-cache", "-j", "2", "four", "other", cwd=project)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -67,7 +71,8 @@ def layers(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path
         docker_engine,
         *[f"rolecast-test/layers/{n}:test" for n in ("four", "other", "child", "flat")],
     )
-    done = rolecast("cache", "prune", cwd=project)
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout)
+    remove_images(docker_engine, *[s["reference"] for s in stages])
     docker_engine.images.get(DEBIAN).tag(BASE_TAG)
 
 
@@ -237,6 +242,46 @@ def test_a_rebuilt_base_makes_every_child_stale(layers: Path, docker_engine: Any
         docker_engine.images.get(DEBIAN).tag(BASE_TAG)
         docker_engine.images.remove(rebuilt.id)
     assert plan(layers, "four")["four"]["status"] == "fresh"
+
+
+def test_a_fresh_image_gets_the_version_tags_of_this_build(
+    layers: Path, docker_engine: Any
+) -> None:
+    fingerprint = plan(layers, "other")["other"]["fingerprint"]
+    done, data = build_json(
+        "--plain",
+        "--version",
+        "1.4.2",
+        "--tag",
+        "{{ version }}",
+        "--tag",
+        "fp-{{ fingerprint }}",
+        "--tag",
+        "latest",
+        "other",
+        cwd=layers,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (other,) = data["images"]
+    assert other["result"] == "fresh"
+    repo = "rolecast-test/layers/other"
+    wanted = ["test", "1.4.2", "1.4", "1", f"fp-{fingerprint[:12]}", "latest"]
+    assert other["tags"] == [f"{repo}:{t}" for t in wanted]
+    image = docker_engine.images.get(f"{repo}:1")
+    assert set(image.tags) >= set(other["tags"])
+    done, data = build_json(
+        "--plain",
+        "--version",
+        "1.5.0-rc.1",
+        "--tag",
+        "{{ version }}",
+        "--tag",
+        "latest",
+        "other",
+        cwd=layers,
+    )
+    assert data["images"][0]["tags"] == [f"{repo}:test", f"{repo}:1.5.0-rc.1"]
+    remove_images(docker_engine, *[f"{repo}:{t}" for t in [*wanted[1:], "1.5.0-rc.1"]])
 
 
 def test_cache_prune_keeps_only_current_stages(layers: Path, docker_engine: Any) -> None:

@@ -84,17 +84,30 @@ class Record:
 class History:
     def __init__(self, root: Path) -> None:
         self.path = root / HISTORY_FILE
+        self._ready = False
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.path, timeout=30.0)) as db:
             db.execute("PRAGMA busy_timeout = 30000")
-            db.execute("PRAGMA journal_mode = WAL")
-            with db:
-                db.executescript(SCHEMA)
+            if not self._ready:
+                self._prepare(db)
             with db:  # one transaction: committed on success, rolled back on error
                 yield db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """Switch to WAL and create the table, one process at a time: SQLite does not wait
+        on a busy database to change its journal mode, it fails at once."""
+        import fcntl
+
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            with db:
+                db.executescript(SCHEMA)
+        self._ready = True
 
     def start(self, image: str, fingerprint: str, stages_reused: list[str]) -> int:
         with self._connect() as db:

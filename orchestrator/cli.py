@@ -284,6 +284,13 @@ def build(
         int | None,
         typer.Option("-j", "--jobs", min=1, help="Images built at once (default: CPUs)."),
     ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Push every tag of each image to its registry.")
+    ] = False,
+    report_file: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Write the build report (JSON) to FILE."),
+    ] = None,
     keep_going: Annotated[
         bool | None,
         typer.Option(
@@ -315,6 +322,7 @@ def build(
         idempotence=idempotence,
         force=tuple(force or ()),
         tags=tuple(tag or ()),
+        push=push,
         no_cache=no_cache,
         jobs=jobs or os.cpu_count() or 1,
         keep_going=keep_going if keep_going is not None else bool(os.environ.get("CI")),
@@ -332,15 +340,85 @@ def build(
             report = getattr(exc, "report", report)
         except KeyboardInterrupt:
             failure = InterruptedBuildError("interrupted")
+    _finish(report, failure, as_json, report_file, summary)
+
+
+def _finish(
+    report: Any,
+    failure: RolecastError | None,
+    as_json: bool,
+    report_file: Path | None,
+    summary: Callable[[Any], list[Table]],
+) -> None:
+    """Print (and write) the report, then exit with the failure's code, if any."""
+    payload = report.as_dict()
+    payload["error"] = str(failure) if failure else None
+    text = json.dumps(payload, indent=2)
+    if report_file is not None:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_text(text + "\n", encoding="utf-8")
     if as_json:
-        payload = report.as_dict()
-        payload["error"] = str(failure) if failure else None
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(text)
     elif report.images:
         for table in summary(report):
             out.print(table)
     if failure is not None:
         raise _fail(failure)
+
+
+@app.command("push")
+def push_command(
+    images: Annotated[
+        list[str] | None, typer.Argument(help="Images to push (default: all), with parents.")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="The version tag templates see.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", metavar="TEMPLATE", help="Another tag (template) for every image."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    report_file: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Write the report (JSON) to FILE."),
+    ] = None,
+) -> None:
+    """Push the last build of each image: every tag, immutable tags before moving ones."""
+    from .engine import Builder, BuildOptions, BuildReport
+    from .progress import PlainProgress, summary
+
+    project = _project()
+    options = BuildOptions(version=version, tags=tuple(tag or ()))
+    display = PlainProgress(err if as_json else out)
+    report = BuildReport()
+    failure: RolecastError | None = None
+    try:
+        report = Builder(project, options, display).push_built(list(images or []))
+    except RolecastError as exc:
+        failure = exc
+    _finish(report, failure, as_json, report_file, summary)
+
+
+@app.command("login")
+def login_command(
+    registry: Annotated[str, typer.Argument(help="The registry, HOST[:PORT].")],
+    username: Annotated[str, typer.Option("-u", "--username", help="The user name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Store registry credentials in the Docker config, as `docker login` does."""
+    from .errors import UsageError
+    from .publish import login
+
+    if not password_stdin:
+        raise _fail(UsageError("give the password on standard input: --password-stdin"))
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise _fail(UsageError("no password on standard input"))
+    guarded(lambda: login(registry, username, password))
+    out.print(f"logged in to {registry} as {username}", markup=False, highlight=False)
 
 
 @app.command("plan")

@@ -84,6 +84,7 @@ class ImageResult:
     fingerprint: str | None = None
     stages_run: list[str] = field(default_factory=list)
     stages_reused: list[str] = field(default_factory=list)
+    pushed: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +93,7 @@ class ImageResult:
             "fingerprint": self.fingerprint,
             "stages_run": self.stages_run,
             "stages_reused": self.stages_reused,
+            "pushed": self.pushed,
             "tags": self.tags,
             "image_id": self.image_id,
             "size": self.size,
@@ -134,6 +136,7 @@ class BuildOptions:
     jobs: int = 1
     keep_going: bool = True
     tags: tuple[str, ...] = ()  # tag templates added to every image built (--tag)
+    push: bool = False  # push every image built or kept fresh (besides `push: true` ones)
 
 
 OnEvent = Callable[[Event], None]
@@ -239,7 +242,9 @@ class Builder:
             ", ".join(f"{name} {version}" for name, version in sorted(resolved.items())),
         )
 
-    def resolved_tags(self, image: ResolvedImage, fingerprint: str | None = None) -> list[str]:
+    def resolved_tags(
+        self, image: ResolvedImage, fingerprint: str | None = None, moving: set[str] | None = None
+    ) -> list[str]:
         """The image's tags for this build; before its fingerprint is known, `{{ fingerprint }}`
         resolves to its last build's (or a placeholder), so that every tag is checked early."""
         if fingerprint is None:
@@ -253,6 +258,7 @@ class Builder:
             now=self.now,
             image=image.name,
             fingerprint=fingerprint,
+            moving=moving,
         )
 
     def parent_reference(self, image: ResolvedImage) -> str:
@@ -524,6 +530,7 @@ class Builder:
         full_tags = [f"{image.repository}:{t}" for t in tags]
         record = self.history.start(image.name, manifest.fingerprint, names)
         self.history.finish(record, "fresh", image_id=assessed.image_id, tags=full_tags)
+        pushed = self.push(image, manifest.fingerprint)
         report.images.append(
             ImageResult(
                 name=image.name,
@@ -534,6 +541,7 @@ class Builder:
                 notes=["fresh: nothing changed since the last build"],
                 fingerprint=manifest.fingerprint,
                 stages_reused=names,
+                pushed=pushed,
             )
         )
         self.emit(image.name, "done", f"fresh, {assessed.image_id[7:19]} {' '.join(tags)}")
@@ -727,9 +735,67 @@ class Builder:
         if image_id:
             save_state(self.project, image, manifest, image_id, tags)
         finish("built", image_id=image_id)
+        result.pushed = self.push(image, manifest.fingerprint)
         report.images.append(result)
         self.emit(image.name, "done", f"{image_id[7:19] if image_id else '?'} {' '.join(tags)}")
         return result
+
+    def push(
+        self, image: ResolvedImage, fingerprint: str, force: bool = False
+    ) -> list[dict[str, str]]:
+        """Push the image's tags when asked (--push, `push: true`); moving tags last."""
+        from .publish import push_image
+
+        if not (force or self.options.push or image.spec.push):
+            return []
+        moving: set[str] = set()
+        tags = self.resolved_tags(image, fingerprint, moving)
+        self.emit(image.name, "pushing", f"{image.repository} ({', '.join(tags)})")
+        pushed = push_image(
+            self.client,
+            image.repository,
+            tags,
+            moving,
+            say=lambda text: self.emit(image.name, "push", text),
+        )
+        return [p.as_dict() for p in pushed]
+
+    def push_built(self, names: list[str]) -> BuildReport:
+        """`rolecast push`: push the last build of each named image, tags as they resolve now."""
+        from docker.errors import ImageNotFound
+
+        self.client = docker_client()
+        self.git = git_info(self.root)
+        report = BuildReport()
+        for name in self.project.select(names):
+            image = self.project.images[name]
+            state = load_state(self.project, image)
+            try:
+                built = self.client.images.get(str(state["image_id"])) if state else None
+            except ImageNotFound:
+                built = None
+            if state is None or built is None:
+                raise BuildFailedError(
+                    f"image {name}: no build of it in this Docker engine; "
+                    f"rolecast build {name} first"
+                )
+            fingerprint = str(state["fingerprint"])
+            tags = self.resolved_tags(image, fingerprint)
+            for tag in tags:
+                built.tag(image.repository, tag)
+            pushed = self.push(image, fingerprint, force=True)
+            report.images.append(
+                ImageResult(
+                    name=name,
+                    result="pushed",
+                    tags=[f"{image.repository}:{t}" for t in tags],
+                    image_id=str(built.id),
+                    fingerprint=fingerprint,
+                    pushed=pushed,
+                )
+            )
+            self.emit(name, "done", f"pushed {len(pushed)} tags")
+        return report
 
     def gated(self, image: ResolvedImage) -> bool:
         return image.spec.verify is not None or image.spec.idempotence or self.options.idempotence

@@ -77,12 +77,15 @@ def resolve_tags(
     now: dt.datetime,
     image: str,
     fingerprint: str | None = None,
+    moving: set[str] | None = None,
 ) -> list[str]:
     """Render each template; a missing value or an invalid result is an input error.
 
     A template using `{{ version }}` gives one tag per expansion of a release version
     (`1.4.2`, `1.4`, `1`). `latest` is applied only when asked for, and not when the
-    version being built is a pre-release.
+    version being built is a pre-release. `moving`, when given, receives the tags that move
+    from image to image (`latest`; `1.4` and `1` of `1.4.2`; a branch name): a push sends
+    them after the others.
     """
     from jinja2 import meta
 
@@ -105,6 +108,7 @@ def resolve_tags(
         try:
             parsed = _env.parse(text)
             uses_version = "version" in meta.find_undeclared_variables(parsed)
+            uses_branch = "branch" in text and "git" in meta.find_undeclared_variables(parsed)
             values: list[str | None] = [version]
             if version is not None and uses_version:
                 values = list(version_expansions(version))
@@ -119,7 +123,9 @@ def resolve_tags(
             ) from None
         except jinja2.TemplateError as exc:
             raise UsageError(f"image {image}: tag template {text!r}: {exc}") from None
-        for tag in rendered:
+        for index, tag in enumerate(rendered):
+            if moving is not None and (index > 0 or uses_branch or tag == MOVING):
+                moving.add(tag)
             if not TAG_RE.match(tag):
                 reason = "over 128 characters" if len(tag) > 128 else "not a valid tag"
                 raise UsageError(f"image {image}: tag template {text!r} gave {tag!r}, {reason}")

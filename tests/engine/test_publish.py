@@ -1,0 +1,217 @@
+"""Pushing to a real registry: Debian's docker-registry on 127.0.0.1, with an htpasswd file
+this test writes (never the package's default config)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import DATA
+from .helpers import ROLECAST, copy_project, free_port, remove_images, rolecast
+
+pytestmark = pytest.mark.engine
+
+USER = "ci-pusher"
+PASSWORD = f"pw-{uuid.uuid4().hex}"  # unique: grepping for it finds only real leaks
+
+
+class Registry:
+    def __init__(self, root: Path) -> None:
+        import bcrypt
+
+        self.root = root
+        self.port = free_port()
+        self.address = f"localhost:{self.port}"
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt()).decode()
+        (root / "htpasswd").write_text(f"{USER}:{hashed}\n")
+        (root / "config.yml").write_text(
+            "version: 0.1\n"
+            "log: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
+            f"http: {{addr: '127.0.0.1:{self.port}'}}\n"
+            f"auth: {{htpasswd: {{realm: rolecast-test, path: {root / 'htpasswd'}}}}}\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            pytest.fail("docker-registry is not installed: run scripts/setup.sh", pytrace=False)
+        log = (self.root / "registry.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, "serve", str(self.root / "config.yml")], stdout=log, stderr=log
+        )
+        for _ in range(200):  # until it answers: 401 without credentials
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=2)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"docker-registry did not start: {(self.root / 'registry.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+            self.process = None
+
+    def digest_of(self, name: str, tag: str) -> str | None:
+        """The digest the registry serves for name:tag, or None."""
+        import base64
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/v2/{name}/manifests/{tag}",
+            method="HEAD",
+            headers={
+                "Accept": "application/vnd.docker.distribution.manifest.v2+json",
+                "Authorization": "Basic "
+                + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return str(response.headers["Docker-Content-Digest"])
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    found = Registry(tmp_path_factory.mktemp("registry"))
+    found.start()
+    yield found
+    found.stop()
+
+
+@pytest.fixture(scope="module")
+def publishing(
+    registry: Registry, docker_engine: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """The layers project pushing to the test registry; `other` built once."""
+    docker_engine.images.get("rolecast/debian-bookworm:bookworm").tag("rolecast-test/layers-base:1")
+    project = copy_project(DATA / "projects" / "layers", tmp_path_factory.mktemp("pub") / "p")
+    (project / "ansible.cfg").write_text(f"# run {uuid.uuid4().hex}\n[defaults]\n")
+    spec = project / "rolecast.yml"
+    spec.write_text(
+        spec.read_text().replace(
+            "registry: rolecast-test/layers", f"registry: {registry.address}/team"
+        )
+    )
+    yield project
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout)
+    remove_images(docker_engine, *[s["reference"] for s in stages])
+
+
+def creds(password: str = PASSWORD) -> dict[str, str]:
+    return {"ROLECAST_REGISTRY_USERNAME": USER, "ROLECAST_REGISTRY_PASSWORD": password}
+
+
+def test_push_every_tag_and_pull_back_by_digest(
+    publishing: Path, registry: Registry, docker_engine: Any
+) -> None:
+    report = publishing / "out" / "report.json"
+    done = rolecast(
+        "build", "--plain", "--push", "--version", "1.4.2", "--tag", "{{ version }}",
+        "--tag", "latest", "--report", str(report), "other",
+        cwd=publishing, env=creds(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (other,) = json.loads(report.read_text())["images"]
+    repo = f"{registry.address}/team/other"
+    pushed = [p["reference"] for p in other["pushed"]]
+    # The immutable tags first, the moving ones (1.4, 1, latest) after them.
+    assert pushed == [f"{repo}:{t}" for t in ["test", "1.4.2", "1.4", "1", "latest"]]
+    digests = {p["digest"] for p in other["pushed"]}
+    assert len(digests) == 1
+    (digest,) = digests
+    assert registry.digest_of("team/other", "1.4.2") == digest
+    assert registry.digest_of("team/other", "latest") == digest
+
+    remove_images(docker_engine, *[f"{repo}:{t}" for t in ["test", "1.4.2", "1.4", "1", "latest"]])
+    pulled = docker_engine.images.pull(
+        f"{repo}@{digest}", auth_config={"username": USER, "password": PASSWORD}
+    )
+    output = docker_engine.containers.run(
+        pulled.id, ["cat", "/etc/layers/first"], remove=True, entrypoint=""
+    )
+    assert output.decode() == "first\n"
+
+    # The password is nowhere Rolecast writes, nor in the image.
+    for path in publishing.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+    assert PASSWORD not in done.stdout + done.stderr
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", pulled.id], capture_output=True, text=True
+    ).stdout
+    assert history and PASSWORD not in history
+    assert PASSWORD not in json.dumps(pulled.attrs)
+
+
+def test_wrong_password_fails_at_once_without_retries(publishing: Path, registry: Registry) -> None:
+    started = time.monotonic()
+    done = rolecast("push", "other", cwd=publishing, env=creds("not-the-password"))
+    assert done.returncode == 1
+    assert f"registry {registry.address} refused the credentials" in done.stderr
+    assert "not retried" in done.stderr
+    assert "retry" not in done.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_registry_down_bounded_retries_and_latest_untouched(
+    publishing: Path, registry: Registry
+) -> None:
+    before = registry.digest_of("team/other", "latest")
+    assert before is not None
+    registry.stop()
+    try:
+        done = rolecast(
+            "push", "--version", "2.0.0", "--tag", "{{ version }}", "--tag", "latest", "other",
+            cwd=publishing, env=creds(),
+        )  # fmt: skip
+    finally:
+        registry.start()
+    assert done.returncode == 1
+    assert f"registry {registry.address} failed 4 times" in done.stderr
+    assert [line for line in done.stdout.splitlines() if "retry" in line][-1].count("retry 3")
+    # The first tag failed: no moving tag was attempted, `latest` is where it was.
+    assert f"pushing {registry.address}/team/other:latest" not in done.stdout
+    assert registry.digest_of("team/other", "latest") == before
+
+
+def test_login_stores_credentials_for_later_pushes(
+    publishing: Path, registry: Registry, tmp_path: Path
+) -> None:
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    done = subprocess.run(
+        [ROLECAST, "login", registry.address, "--username", USER, "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=os.environ | env,
+        cwd=publishing,
+    )
+    assert done.returncode == 0, done.stderr
+    auths = json.loads((tmp_path / "docker-config" / "config.json").read_text())["auths"]
+    assert registry.address in auths
+    pushed = rolecast("push", "other", cwd=publishing, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"pushing {registry.address}/team/other:test" in pushed.stdout

@@ -291,6 +291,20 @@ def build(
         Path | None,
         typer.Option("--report", metavar="FILE", help="Write the build report (JSON) to FILE."),
     ] = None,
+    cache_from: Annotated[
+        str | None,
+        typer.Option(
+            "--cache-from", metavar="REPO", help="Reuse stages found in this registry repository."
+        ),
+    ] = None,
+    cache_to: Annotated[
+        str | None,
+        typer.Option(
+            "--cache-to",
+            metavar="REPO",
+            help="Push the image's stages to this registry repository.",
+        ),
+    ] = None,
     keep_going: Annotated[
         bool | None,
         typer.Option(
@@ -311,6 +325,11 @@ def build(
     project = _project()
     if connection not in (None, "auto", "mitogen", "docker", "proxy"):
         raise _fail(UsageError(f"--connection {connection}: use auto, mitogen, docker or proxy"))
+    import re
+
+    for flag, value in (("--cache-from", cache_from), ("--cache-to", cache_to)):
+        if value is not None and not re.match(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+$", value):
+            raise _fail(UsageError(f"{flag} {value}: give a registry repository, HOST[:PORT]/PATH"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     vault = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
     options = BuildOptions(
@@ -323,6 +342,8 @@ def build(
         force=tuple(force or ()),
         tags=tuple(tag or ()),
         push=push,
+        cache_from=cache_from,
+        cache_to=cache_to,
         no_cache=no_cache,
         jobs=jobs or os.cpu_count() or 1,
         keep_going=keep_going if keep_going is not None else bool(os.environ.get("CI")),

@@ -84,6 +84,7 @@ class ImageResult:
     fingerprint: str | None = None
     stages_run: list[str] = field(default_factory=list)
     stages_reused: list[str] = field(default_factory=list)
+    stages_pulled: list[str] = field(default_factory=list)
     pushed: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class ImageResult:
             "fingerprint": self.fingerprint,
             "stages_run": self.stages_run,
             "stages_reused": self.stages_reused,
+            "stages_pulled": self.stages_pulled,
             "pushed": self.pushed,
             "tags": self.tags,
             "image_id": self.image_id,
@@ -137,6 +139,8 @@ class BuildOptions:
     keep_going: bool = True
     tags: tuple[str, ...] = ()  # tag templates added to every image built (--tag)
     push: bool = False  # push every image built or kept fresh (besides `push: true` ones)
+    cache_from: str | None = None  # a registry repository to look for stages in
+    cache_to: str | None = None  # a registry repository to push stages to
 
 
 OnEvent = Callable[[Event], None]
@@ -585,6 +589,9 @@ class Builder:
         log = logs / f"{image.slug}-{stamp}-{build_id}.log"
         build_dir = self.state / "build" / image.slug
         start = cached_start(self.project, image, manifest, self.client) if use_cache else -1
+        pulled: list[str] = []
+        if use_cache and self.options.cache_from and layered(self.project, image):
+            start, pulled = self.pull_stages(image, manifest, start)
         names = [s.name for s in manifest.stages]
         reused, to_run = names[: start + 1], names[start + 1 :]
         source = self.cache_tag(image, start, manifest) if start >= 0 else parent
@@ -718,6 +725,10 @@ class Builder:
             size = self.client.images.get(image_id).attrs.get("Size")
         if reused:
             state.notes.append(f"cache: reused {', '.join(reused)}")
+        if pulled:
+            state.notes.append(f"cache: pulled {', '.join(pulled)} from {self.options.cache_from}")
+        if self.options.cache_to and layered(self.project, image):
+            self.push_stages(image, manifest, state.notes)
         result = ImageResult(
             name=image.name,
             result="built",
@@ -731,6 +742,7 @@ class Builder:
             fingerprint=manifest.fingerprint,
             stages_run=to_run,
             stages_reused=reused,
+            stages_pulled=pulled,
         )
         if image_id:
             save_state(self.project, image, manifest, image_id, tags)
@@ -759,6 +771,73 @@ class Builder:
             say=lambda text: self.emit(image.name, "push", text),
         )
         return [p.as_dict() for p in pushed]
+
+    def remote_stage(self, repository: str, image: ResolvedImage, fingerprint: str) -> str:
+        return f"{repository}:{image.slug}-{fingerprint[:32]}"
+
+    def pull_stages(
+        self, image: ResolvedImage, manifest: Manifest, start: int
+    ) -> tuple[int, list[str]]:
+        """The deepest stage beyond `start` that the shared cache has, pulled and tagged as a
+        local stage; (new start, names of the stages it brings)."""
+        from docker.errors import DockerException
+
+        from .publish import credentials
+
+        assert self.options.cache_from is not None
+        auth = credentials()
+        for index in reversed(range(start + 1, len(manifest.stages) - 1)):
+            remote = self.remote_stage(
+                self.options.cache_from, image, manifest.stages[index].fingerprint
+            )
+            try:
+                self.client.images.get_registry_data(remote, auth_config=auth)
+            except DockerException:
+                continue  # not there (or the registry cannot say): the next stage down
+            self.emit(image.name, "cache", f"pulling {remote}")
+            try:
+                repository, tag = remote.rsplit(":", 1)
+                found = self.client.images.pull(repository, tag=tag, auth_config=auth)
+            except DockerException as exc:
+                self.emit(image.name, "note", f"cache: could not pull {remote}: {exc}")
+                return start, []
+            local_repository, local_tag = self.cache_tag(image, index, manifest).rsplit(":", 1)
+            found.tag(local_repository, local_tag)
+            return index, [s.name for s in manifest.stages[start + 1 : index + 1]]
+        return start, []
+
+    def push_stages(self, image: ResolvedImage, manifest: Manifest, notes: list[str]) -> None:
+        """Send every stage of the current fingerprints that is here to the shared cache.
+        A failure is a note, not a failed build: the cache only saves time."""
+        from .errors import RolecastError
+        from .publish import credentials, push_one
+
+        assert self.options.cache_to is not None
+        auth = credentials()
+        sent = []
+        for index, stage in enumerate(manifest.stages[:-1]):
+            local = self.cache_tag(image, index, manifest)
+            if not image_exists(self.client, local):
+                continue
+            remote = self.remote_stage(self.options.cache_to, image, stage.fingerprint)
+            repository, tag = remote.rsplit(":", 1)
+            self.client.images.get(local).tag(repository, tag)
+            try:
+                push_one(
+                    self.client,
+                    repository,
+                    tag,
+                    auth=auth,
+                    say=lambda text: self.emit(image.name, "push", text),
+                )
+                sent.append(stage.name)
+            except RolecastError as exc:
+                notes.append(f"cache: stages not shared: {exc}")
+                return
+            finally:
+                self._untag(remote)
+        if sent:
+            notes.append(f"cache: shared {', '.join(sent)} to {self.options.cache_to}")
 
     def push_built(self, names: list[str]) -> BuildReport:
         """`rolecast push`: push the last build of each named image, tags as they resolve now."""

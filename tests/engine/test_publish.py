@@ -215,3 +215,38 @@ def test_login_stores_credentials_for_later_pushes(
     pushed = rolecast("push", "other", cwd=publishing, env=env)
     assert pushed.returncode == 0, pushed.stderr
     assert f"pushing {registry.address}/team/other:test" in pushed.stdout
+
+
+def test_a_second_runner_pulls_every_stage_and_runs_no_ansible_task(
+    publishing: Path, registry: Registry, docker_engine: Any
+) -> None:
+    cache = f"{registry.address}/team/stages"
+    first = rolecast(
+        "build", "--plain", "--json", "--cache-to", cache, "four", cwd=publishing, env=creds()
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    (built,) = json.loads(first.stdout)["images"]
+    assert built["result"] == "built"
+
+    # A fresh runner: none of the project's images, no state, one registry.
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=publishing).stdout)
+    four = [s["reference"] for s in stages if s["image"] == "four"]
+    assert len(four) == 5
+    remove_images(docker_engine, *built["tags"], *four)
+    shutil.rmtree(publishing / ".rolecast")
+    left = json.loads(rolecast("cache", "ls", "--json", cwd=publishing).stdout)
+    assert [s for s in left if s["image"] == "four"] == []
+
+    second = rolecast(
+        "build", "--plain", "--json", "--cache-from", cache, "four", cwd=publishing, env=creds()
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    (again,) = json.loads(second.stdout)["images"]
+    assert again["stages_pulled"] == [
+        "image", "role first", "role second", "role third", "role fourth",
+    ]  # fmt: skip
+    assert again["stages_run"] == ["commit"]
+    record = json.loads(rolecast("history", "--json", "four", cwd=publishing).stdout)[0]
+    assert record["roles_run"] == []
+    output = docker_engine.containers.run(again["image_id"], remove=True)
+    assert output.decode() == "fourth, version 1\n"

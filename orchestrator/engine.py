@@ -535,6 +535,8 @@ class Builder:
         record = self.history.start(image.name, manifest.fingerprint, names)
         self.history.finish(record, "fresh", image_id=assessed.image_id, tags=full_tags)
         pushed = self.push(image, manifest.fingerprint)
+        if pushed:
+            self.history.set_pushed(record, pushed)
         report.images.append(
             ImageResult(
                 name=image.name,
@@ -748,6 +750,8 @@ class Builder:
             save_state(self.project, image, manifest, image_id, tags)
         finish("built", image_id=image_id)
         result.pushed = self.push(image, manifest.fingerprint)
+        if result.pushed:
+            self.history.set_pushed(record, result.pushed)
         report.images.append(result)
         self.emit(image.name, "done", f"{image_id[7:19] if image_id else '?'} {' '.join(tags)}")
         return result

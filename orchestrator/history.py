@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS builds (
     tags TEXT NOT NULL DEFAULT '[]',
     log TEXT,
     error TEXT,
-    pid INTEGER NOT NULL
+    pid INTEGER NOT NULL,
+    pushed TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS builds_image ON builds (image, started);
 """
@@ -56,6 +57,7 @@ class Record:
     log: str | None = None
     error: str | None = None
     pid: int = 0
+    pushed: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -78,6 +80,7 @@ class Record:
             "log": self.log,
             "error": self.error,
             "pid": self.pid,
+            "pushed": self.pushed,
         }
 
 
@@ -107,6 +110,9 @@ class History:
                 db.execute("PRAGMA journal_mode = WAL")
             with db:
                 db.executescript(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(builds)")}
+                if "pushed" not in columns:  # a database from before pushes were recorded
+                    db.execute("ALTER TABLE builds ADD COLUMN pushed TEXT NOT NULL DEFAULT '[]'")
         self._ready = True
 
     def start(self, image: str, fingerprint: str, stages_reused: list[str]) -> int:
@@ -147,6 +153,11 @@ class History:
                 ),
             )
 
+    def set_pushed(self, record: int, pushed: list[dict[str, str]]) -> None:
+        """The tags a build pushed, each with its digest."""
+        with self._connect() as db:
+            db.execute("UPDATE builds SET pushed = ? WHERE id = ?", (json.dumps(pushed), record))
+
     def records(self, images: list[str] | None = None, limit: int = 50) -> list[Record]:
         """The newest records first, of the named images or of all."""
         if not self.path.exists():
@@ -180,4 +191,5 @@ def _record(row: sqlite3.Row) -> Record:
         log=row["log"],
         error=row["error"],
         pid=row["pid"],
+        pushed=json.loads(row["pushed"]),
     )

@@ -349,8 +349,10 @@ def test_failed_verify_blocks_the_tag(edge: Path, docker_engine: Any) -> None:
     remove_images(
         docker_engine, "rolecast-test/verify-fails:test", "rolecast-test/verify-fails:test-failed"
     )
-    done = rolecast("build", "--plain", "verify-fails", cwd=edge)
+    # --push: a failed gate pushes nothing (no push is even attempted).
+    done = rolecast("build", "--plain", "--push", "verify-fails", cwd=edge)
     assert done.returncode == 1
+    assert "pushing" not in done.stdout
     assert done.stderr.strip().splitlines()[-1] == (
         "image verify-fails: verify failed: task 'The marker names the wrong tool' "
         "(playbooks/verify-wrong.yml:11): the marker does not name chef; no tag was moved; "

@@ -139,6 +139,8 @@ def test_push_every_tag_and_pull_back_by_digest(
     pushed = [p["reference"] for p in other["pushed"]]
     # The immutable tags first, the moving ones (1.4, 1, latest) after them.
     assert pushed == [f"{repo}:{t}" for t in ["test", "1.4.2", "1.4", "1", "latest"]]
+    record = json.loads(rolecast("history", "--json", "other", cwd=publishing).stdout)[0]
+    assert record["pushed"] == other["pushed"]
     digests = {p["digest"] for p in other["pushed"]}
     assert len(digests) == 1
     (digest,) = digests

@@ -537,6 +537,9 @@ class Builder:
         pushed = self.push(image, manifest.fingerprint)
         if pushed:
             self.history.set_pushed(record, pushed)
+        notes = ["fresh: nothing changed since the last build"]
+        if self.options.cache_to and layered(self.project, image):
+            self.push_stages(image, manifest, notes)
         report.images.append(
             ImageResult(
                 name=image.name,
@@ -544,7 +547,7 @@ class Builder:
                 tags=full_tags,
                 image_id=assessed.image_id,
                 size=built.attrs.get("Size"),
-                notes=["fresh: nothing changed since the last build"],
+                notes=notes,
                 fingerprint=manifest.fingerprint,
                 stages_reused=names,
                 pushed=pushed,
@@ -676,7 +679,8 @@ class Builder:
                 if self.options.verbose and line.text.strip():
                     self.emit(image.name, "output", line=line.text)
 
-            env = dict(os.environ)
+            # Registry credentials are Rolecast's, for pushes: Packer and Ansible never see them.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("ROLECAST_REGISTRY_")}
             env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
             env["CHECKPOINT_DISABLE"] = "1"
             env["PACKER_NO_COLOR"] = "1"

@@ -413,6 +413,12 @@ class Builder:
                 render.generated_playbook(image.name, inp.host_alias, items),
                 encoding="utf-8",
             )
+            # The idempotence gate applies every role again, whatever came from the cache.
+            every_role = [(ref.role, dict(ref.vars)) for ref in image.roles]
+            (build_dir / "gate-playbook.yml").write_text(
+                render.generated_playbook(image.name, inp.host_alias, list(every_role)),
+                encoding="utf-8",
+            )
         extra_vars = {"image_build": True, **image.spec.vars}
         (build_dir / "vars.json").write_text(json.dumps(extra_vars, indent=2), encoding="utf-8")
         path = build_dir / "template.pkr.json"
@@ -884,6 +890,14 @@ class Builder:
             self.emit(name, "done", f"pushed {len(pushed)} tags")
         return report
 
+    @staticmethod
+    def gate_playbook(image: ResolvedImage, inp: render.RenderInput) -> Path:
+        """The playbook a gate re-applies: the image's own, or all its roles (never only
+        the roles a resumed build ran)."""
+        if image.playbook is not None:
+            return inp.playbook
+        return inp.playbook.with_name("gate-playbook.yml")
+
     def gated(self, image: ResolvedImage) -> bool:
         return image.spec.verify is not None or image.spec.idempotence or self.options.idempotence
 
@@ -931,7 +945,7 @@ class Builder:
                     image_id,
                     build_id,
                     setup,
-                    inp.playbook,
+                    self.gate_playbook(image, inp),
                     self.root,
                     timeout=self.options.timeout,
                 )

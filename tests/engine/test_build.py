@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +159,14 @@ def test_variants_differ_exactly_in_their_inventory_values(
 
 
 @pytest.fixture
-def edge(tmp_path: Path, docker_engine: Any) -> Path:
-    return copy_project(EDGE, tmp_path / "edge")
+def edge(tmp_path: Path, docker_engine: Any) -> Iterator[Path]:
+    """A private copy of the edge project. Its ansible.cfg, an input of every stage, holds
+    a token of this test's: no stage of another test or an earlier run is reused."""
+    project = copy_project(EDGE, tmp_path / "edge")
+    (project / "ansible.cfg").write_text(f"# test {uuid.uuid4().hex}\n[defaults]\n")
+    yield project
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout or "[]")
+    remove_images(docker_engine, *[s["reference"] for s in stages])
 
 
 def test_env_and_labels_survive_exactly(edge: Path, docker_engine: Any) -> None:
@@ -384,6 +392,12 @@ def test_non_idempotent_role_fails_the_idempotence_gate(edge: Path, docker_engin
         "moved; the image is kept as rolecast-test/nonidem:test-failed"
     )
     assert not docker_engine.images.list(name="rolecast-test/nonidem:test")
+    # Again: the build resumes from the cached stage and runs no role, but the gate still
+    # applies every role a second time and fails the same way.
+    again = rolecast("build", "--plain", "--idempotence", "nonidem", cwd=edge)
+    assert again.returncode == 1
+    assert "cache: reusing image, role nonidem" in again.stdout
+    assert "not idempotent: 1 task(s) changed" in again.stderr
     # Without the gate the same role builds: the gate, not the role, failed the build.
     assert rolecast("build", "--plain", "nonidem", cwd=edge).returncode == 0
 

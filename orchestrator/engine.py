@@ -631,6 +631,14 @@ class Builder:
             # Packer tags a private candidate; the real tags move only after the gates.
             inp = replace(inp, repository=candidate.rsplit(":", 1)[0], tags=[build_id])
         template = self.write_inputs(image, inp, build_dir, items)
+        # Stage images this build will commit again (under --no-cache or --force): the old
+        # ones are removed after the build if nothing uses them, deepest first.
+        replaced = [
+            found
+            for item in reversed(items)
+            if isinstance(item, render.StageCommit)
+            and (found := self._image_id(item.tag)) is not None
+        ]
         record = self.history.start(image.name, manifest.fingerprint, reused)
         state = BuildState()
         role_names = [r.name for r in image.role_closure]
@@ -757,7 +765,12 @@ class Builder:
             stages_pulled=pulled,
         )
         if image_id:
+            previous = load_state(self.project, image)
             save_state(self.project, image, manifest, image_id, tags)
+            if previous and previous.get("image_id") != image_id:
+                self._drop_if_unused(str(previous.get("image_id")))
+        for old in replaced:
+            self._drop_if_unused(old)
         finish("built", image_id=image_id)
         result.pushed = self.push(image, manifest.fingerprint)
         if result.pushed:
@@ -980,6 +993,26 @@ class Builder:
         for tag in final_tags:
             built.tag(image.repository, tag)
         self._untag(candidate)
+
+    def _image_id(self, reference: str) -> str | None:
+        from docker.errors import DockerException
+
+        try:
+            return str(self.client.images.get(reference).id)
+        except DockerException:
+            return None
+
+    def _drop_if_unused(self, image_id: str) -> None:
+        """Remove an image a rebuild replaced, when no tag, container or child image uses
+        it; the engine refuses otherwise, and that refusal is the check."""
+        from docker.errors import DockerException
+
+        try:
+            if self.client.images.get(image_id).tags:
+                return
+            self.client.images.remove(image_id, force=False, noprune=False)
+        except DockerException:
+            pass
 
     def _untag(self, reference: str) -> None:
         from docker.errors import DockerException

@@ -224,6 +224,20 @@ def test_layering_single_caches_no_stage(layers: Path, docker_engine: Any) -> No
     )
 
 
+def test_a_rebuild_leaves_no_dangling_image(layers: Path, docker_engine: Any) -> None:
+    def dangling() -> set[str]:
+        return {i.id for i in docker_engine.images.list(filters={"dangling": True})}
+
+    before = dangling()
+    old = docker_engine.images.get("rolecast-test/layers/other:test").id
+    done, _ = build_json("--plain", "--no-cache", "other", cwd=layers)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert docker_engine.images.get("rolecast-test/layers/other:test").id != old
+    # The replaced image and the replaced stage images are gone, not left untagged.
+    assert dangling() - before == set()
+    assert old not in {i.id for i in docker_engine.images.list(all=True)}
+
+
 def test_a_rebuilt_base_makes_every_child_stale(layers: Path, docker_engine: Any) -> None:
     before = plan(layers, "four", "child", "other")
     assert before["four"]["status"] == "fresh"

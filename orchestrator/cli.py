@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,15 @@ def main_options(
         typer.Option("-i", "--inventory", help="Use this Ansible inventory instead of the spec's."),
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Say more.")] = False,
+    docker_host: Annotated[
+        str | None,
+        typer.Option(
+            "-H",
+            "--docker-host",
+            help="The Docker engine to build on (unix://PATH, tcp://HOST:PORT, ssh://USER@HOST); "
+            "default: DOCKER_HOST, else the local socket.",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -97,6 +107,20 @@ def main_options(
     if not directory.is_dir():
         err.print(f"-C {directory}: no such directory", markup=False)
         raise typer.Exit(ExitCode.INVALID_INPUT)
+    if docker_host is not None:
+        if not docker_host.startswith(("unix://", "tcp://", "ssh://", "fd://")):
+            err.print(
+                f"--docker-host {docker_host}: not an engine address; use unix:///path/to/"
+                "docker.sock, tcp://HOST:2376 or ssh://USER@HOST",
+                markup=False,
+            )
+            raise typer.Exit(ExitCode.INVALID_INPUT)
+        # Everything that talks to the engine follows it: the SDK, Packer's docker
+        # builder, the docker connection and the stage commits (all read DOCKER_HOST).
+        os.environ["DOCKER_HOST"] = docker_host
+    from .publish import take_credentials
+
+    take_credentials()  # registry credentials leave the environment children inherit
     state.root = directory
     state.file = file
     state.inventory = inventory
@@ -315,7 +339,6 @@ def build(
     ] = None,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
-    import os
     import signal
 
     from .engine import Builder, BuildOptions, BuildReport, vault_arguments

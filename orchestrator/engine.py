@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
+import signal
+import socket
 import sys
 import threading
 import time
@@ -15,6 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from requests.exceptions import RequestException
 
 from . import __version__, gates, render
 from .bases import image_exists, make_base
@@ -28,6 +33,7 @@ from .errors import (
 )
 from .fingerprint import Manifest, image_manifest, stage_roles
 from .history import History
+from .locks import ProjectLock
 from .packer_output import BuildState, parse
 from .plan import ImagePlan, assess, cached_start, layered, load_state, save_state
 from .project import Project, ResolvedImage
@@ -213,6 +219,10 @@ class Builder:
         self._bases_lock = threading.Lock()
         self.cancel = threading.Event()
         self.history = History(self.root)
+        digest = hashlib.sha256(f"{socket.gethostname()}:{self.root}".encode()).hexdigest()
+        self.project_id = digest[:16]  # labels containers, to find those of a killed build
+        self._lock_fds = threading.local()  # the image lock a worker thread holds
+        self._recovered: dict[str, list[str]] = {}
 
     # -- preparation -------------------------------------------------------------------
 
@@ -231,6 +241,11 @@ class Builder:
             return
         logs = self.state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        with self.lock("requirements", "the requirements", "requirements"):
+            self._install_requirements(logs)
+
+    def _install_requirements(self, logs: Path) -> None:
+        assert self.project.requirements is not None
         self.emit("requirements", "installing", self._rel(self.project.requirements))
         resolved = install_requirements(
             self.project.requirements,
@@ -276,7 +291,10 @@ class Builder:
     def ensure_parent(self, image: ResolvedImage, log: Path) -> str:
         reference = self.parent_reference(image)
         if image.parent_kind == "base":
-            with self._bases_lock:  # images built in parallel share their base
+            with (
+                self._bases_lock,  # images built in parallel share their base
+                self.lock(f"base-{image.parent}", f"base {image.parent}", image.name),
+            ):
                 if image.parent not in self._bases_done:
                     make_base(
                         self.client,
@@ -390,6 +408,7 @@ class Builder:
             verbose=self.options.verbose,
             ansible_playbook=ansible_playbook(),
             apt_cache=image.spec.config.cleanup,
+            project_id=self.project_id,
         )
 
     def write_inputs(
@@ -507,9 +526,63 @@ class Builder:
             raise error
         return report
 
+    def lock(self, name: str, what: str, image: str) -> ProjectLock:
+        return ProjectLock(
+            self.root, name, what, lambda text: self.emit(image, "lock", text), self.cancel
+        )
+
     def build_image(self, name: str, report: BuildReport) -> None:
-        """One image: fresh images are kept; others resume from their deepest cached stage."""
+        """One image, while holding its lock: what a killed build of it left is cleaned up
+        first; fresh images are kept; others resume from their deepest cached stage."""
         image = self.project.images[name]
+        with self.lock(f"image-{image.slug}", f"image {image.name}", image.name) as held:
+            self._lock_fds.fd = held.fd
+            try:
+                self.recover(image)
+                self._build_image(image, report)
+            finally:
+                self._lock_fds.fd = None
+
+    def recover(self, image: ResolvedImage) -> None:
+        """Under the image's lock no other build of it runs: a build container of it, a
+        candidate tag or an unfinished history record is what a killed build left."""
+        from docker.errors import DockerException
+
+        notes: list[str] = []
+        prefix = render.container_prefix(self.project_id, image.slug)
+        try:
+            for container in self.client.containers.list(all=True, filters={"name": prefix}):
+                if not container.name.startswith(prefix):
+                    continue  # the name filter matches anywhere in the name
+                build = container.name[len(prefix) :]
+                container.remove(force=True)
+                notes.append(
+                    f"removed container {container.short_id} left by build {build}, "
+                    "which did not finish"
+                )
+            for found in self.client.images.list(name=f"{CANDIDATE_REPOSITORY}/{image.slug}"):
+                for tag in found.tags:
+                    self._untag(tag)
+                    notes.append(f"removed the unchecked candidate {tag} of a killed build")
+        except DockerException as exc:
+            notes.append(f"could not look for containers of killed builds: {exc}")
+        for record in self.history.unfinished(image.name):
+            when = dt.datetime.fromtimestamp(record.started, dt.UTC).strftime("%H:%M:%S")
+            self.history.finish(
+                record.id,
+                "interrupted",
+                error=f"rolecast (pid {record.pid}) stopped before the build finished",
+            )
+            notes.append(
+                f"the build started at {when} UTC by pid {record.pid} did not finish; "
+                "its record now says interrupted"
+            )
+        for note in notes:
+            self.emit(image.name, "recovered", note)
+        self._recovered[image.name] = notes
+
+    def _build_image(self, image: ResolvedImage, report: BuildReport) -> None:
+        name = image.name
         parent = self.ensure_parent(image, self.bases_log)
         parent_id = str(self.client.images.get(parent).id)
         forced = name in self.options.force or image.spec_name in self.options.force
@@ -543,7 +616,10 @@ class Builder:
         pushed = self.push(image, manifest.fingerprint)
         if pushed:
             self.history.set_pushed(record, pushed)
-        notes = ["fresh: nothing changed since the last build"]
+        notes = [
+            *self._recovered.get(image.name, []),
+            "fresh: nothing changed since the last build",
+        ]
         if self.options.cache_to and layered(self.project, image):
             self.push_stages(image, manifest, notes)
         report.images.append(
@@ -707,6 +783,10 @@ class Builder:
                     cwd=build_dir,
                     what=f"packer build of {image.name}",
                     cancel=self.cancel,
+                    # Packer holds the image's lock too: if rolecast is killed, the next
+                    # build waits until this Packer has stopped and removed its container.
+                    pass_fds=(fd,) if (fd := getattr(self._lock_fds, "fd", None)) else (),
+                    stop_with_parent=True,
                 )
             except KeyboardInterrupt:
                 self._remove_leftovers(build_id, state)
@@ -720,9 +800,9 @@ class Builder:
                 message = f"image {image.name}: {exc}; log: {self._rel(log)}"
                 finish("failed", message)
                 raise BuildFailedError(message) from None
-            except CommandFailedError:
+            except CommandFailedError as exc:
                 self._remove_leftovers(build_id, state)
-                message = self._failure_message(image, state, log)
+                message = self._failure_message(image, state, log, exc.returncode)
                 finish("failed", message)
                 raise BuildFailedError(message) from None
             finally:
@@ -758,7 +838,7 @@ class Builder:
             seconds=time.monotonic() - started,
             log=self._rel(log),
             connection=inp.connection,
-            notes=state.notes,
+            notes=[*self._recovered.get(image.name, []), *state.notes],
             fingerprint=manifest.fingerprint,
             stages_run=to_run,
             stages_reused=reused,
@@ -949,6 +1029,7 @@ class Builder:
     ) -> None:
         """Idempotence, then verify; tags move only when both pass."""
         setup = self.gate_setup(inp)
+        named = render.container_name(self.project_id, image.slug, build_id)
         try:
             if image.spec.idempotence or self.options.idempotence:
                 self.emit(image.name, "idempotence check")
@@ -961,6 +1042,7 @@ class Builder:
                     self.gate_playbook(image, inp),
                     self.root,
                     timeout=self.options.timeout,
+                    container_name=f"{named}-idempotence",
                 )
                 state.notes.append("idempotence: no task changed on a second run")
             if image.spec.verify is not None:
@@ -973,6 +1055,7 @@ class Builder:
                     setup,
                     self.root,
                     timeout=self.options.timeout,
+                    container_name=f"{named}-verify",
                 )
                 state.notes.append("verify: passed")
             if self.cancel.is_set():
@@ -1011,19 +1094,45 @@ class Builder:
             if self.client.images.get(image_id).tags:
                 return
             self.client.images.remove(image_id, force=False, noprune=False)
-        except DockerException:
+        except (DockerException, RequestException):
             pass
+
+    def _engine_answers(self) -> bool:
+        from docker.errors import DockerException
+
+        try:
+            return bool(self.client.ping())
+        except (DockerException, RequestException, OSError):
+            return False
 
     def _untag(self, reference: str) -> None:
         from docker.errors import DockerException
 
         try:
             self.client.images.remove(reference)
-        except DockerException:
+        except (DockerException, RequestException):
             pass
 
-    def _failure_message(self, image: ResolvedImage, state: BuildState, log: Path) -> str:
+    def _failure_message(
+        self, image: ResolvedImage, state: BuildState, log: Path, returncode: int = 1
+    ) -> str:
         where = f"; log: {self._rel(log)}"
+        if not self._engine_answers():
+            host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            return (
+                f"image {image.name}: the Docker engine ({host}) stopped answering during "
+                "the build; no tag was created or moved, the last good image is kept. Start "
+                f"the engine and build again (what this build left is removed then){where}"
+            )
+        if returncode > 128:
+            try:
+                name = signal.Signals(returncode - 128).name
+            except ValueError:
+                name = f"signal {returncode - 128}"
+            return (
+                f"image {image.name}: packer was killed ({name}); its build container was "
+                f"removed and no tag was created or moved{where}"
+            )
         if state.failure is not None:
             role = f"role {state.failure.role}, " if state.failure.role else ""
             task = state.failure.task or "?"
@@ -1048,7 +1157,7 @@ class Builder:
                 container.remove(force=True)
             if image_too and state.image_id and not state.tagged:
                 self.client.images.remove(state.image_id, force=False, noprune=False)
-        except DockerException:
+        except (DockerException, RequestException):
             pass
 
     def _rel(self, path: Path) -> str:

@@ -42,14 +42,17 @@ def inventory_text(alias: str, groups: list[str]) -> str:
     return "".join(f"[{group}]\n{alias}\n\n" for group in groups)
 
 
-def start_container(client: Any, image_id: str, build_id: str, name: str, run: bool) -> Any:
+def start_container(
+    client: Any, image_id: str, build_id: str, name: str, run: bool, container: str | None = None
+) -> Any:
     """A container of the candidate: its own command when `run`, else a shell that waits."""
     labels = {render.BUILD_LABEL: build_id, render.IMAGE_LABEL: name}
     if run:
-        return client.containers.run(image_id, detach=True, labels=labels)
+        return client.containers.run(image_id, detach=True, labels=labels, name=container)
     return client.containers.run(
         image_id,
         ["/bin/sh"],
+        name=container,
         entrypoint="",
         detach=True,
         stdin_open=True,
@@ -199,11 +202,12 @@ def verify(
     root: Path,
     *,
     timeout: float,
+    container_name: str | None = None,
 ) -> None:
     """Run the image's verify checks; BuildFailedError names the first that failed."""
     spec = image.spec.verify
     assert spec is not None
-    container = start_container(client, image_id, build_id, image.slug, spec.run)
+    container = start_container(client, image_id, build_id, image.slug, spec.run, container_name)
     try:
         for command in spec.commands:
             code, output = container.exec_run(["/bin/sh", "-c", command], user="0")
@@ -234,11 +238,14 @@ def idempotence(
     root: Path,
     *,
     timeout: float,
+    container_name: str | None = None,
 ) -> None:
     """Apply the roles again to a container of the image; any change fails the gate."""
     if setup is None:
         raise ToolMissingError(_NO_CONNECTION)
-    container = start_container(client, image_id, build_id, image.slug, run=False)
+    container = start_container(
+        client, image_id, build_id, image.slug, run=False, container=container_name
+    )
     try:
         bootstrap(client, container)
         events = run_playbook(setup, container.id, playbook, timeout=timeout)

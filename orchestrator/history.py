@@ -158,6 +158,11 @@ class History:
         with self._connect() as db:
             db.execute("UPDATE builds SET pushed = ? WHERE id = ?", (json.dumps(pushed), record))
 
+    def unfinished(self, image: str) -> list[Record]:
+        """Records of `image` still `running`: under the image's build lock, builds whose
+        process was killed."""
+        return [r for r in self.records([image], limit=1000) if r.result == "running"]
+
     def records(self, images: list[str] | None = None, limit: int = 50) -> list[Record]:
         """The newest records first, of the named images or of all."""
         if not self.path.exists():

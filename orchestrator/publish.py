@@ -42,10 +42,24 @@ def registry_of(repository: str) -> str:
     return "docker.io"
 
 
+ENV_USERNAME = "ROLECAST_REGISTRY_USERNAME"
+ENV_PASSWORD = "ROLECAST_REGISTRY_PASSWORD"  # noqa: S105 - a variable's name, not a secret
+_TAKEN: dict[str, str] = {}
+
+
+def take_credentials() -> None:
+    """Move ROLECAST_REGISTRY_USERNAME/PASSWORD from the environment into this process's
+    memory: no program Rolecast starts (Packer, Ansible, gates, docker) inherits them."""
+    for key in ENV_USERNAME, ENV_PASSWORD:
+        value = os.environ.pop(key, None)
+        if value is not None:
+            _TAKEN[key] = value
+
+
 def credentials() -> dict[str, str] | None:
     """Credentials from the environment, or None for the Docker config's."""
-    username = os.environ.get("ROLECAST_REGISTRY_USERNAME")
-    password = os.environ.get("ROLECAST_REGISTRY_PASSWORD")
+    username = _TAKEN.get(ENV_USERNAME) or os.environ.get(ENV_USERNAME)
+    password = _TAKEN.get(ENV_PASSWORD) or os.environ.get(ENV_PASSWORD)
     if username and password:
         return {"username": username, "password": password}
     return None

@@ -98,6 +98,20 @@ exit 0
 
 POLICY_RC_D = "#!/bin/sh\n# Rolecast: no service starts while an image is built.\nexit 101\n"
 BUILD_LABEL = "io.rolecast.build"
+CONTAINER_PREFIX = "rolecast-"
+
+
+def container_name(project_id: str, slug: str, build_id: str) -> str:
+    """The name of a build's container: a later build of the image finds the containers a
+    killed build left by it. (Not a label: a container's labels are committed into the image,
+    so containers users run from it would carry them too.)"""
+    return f"{CONTAINER_PREFIX}{project_id}-{slug}-{build_id}"
+
+
+def container_prefix(project_id: str, slug: str) -> str:
+    return f"{CONTAINER_PREFIX}{project_id}-{slug}-"
+
+
 IMAGE_LABEL = "io.rolecast.image"
 # OpenSSH 9 refuses Packer's RSA host key and its scp server without these.
 PROXY_SSH_ARGS = "-o HostKeyAlgorithms=+ssh-rsa -o PubkeyAcceptedKeyTypes=+ssh-rsa"
@@ -141,6 +155,7 @@ class RenderInput:
     run_ansible: bool = True  # False when every role's stage comes from the cache
     apt_cache: bool = False  # apt's lists and caches on volumes of the image's own
     stage_cache: bool = False  # the playbook commits each stage (needs the container id)
+    project_id: str = ""  # names the build container, so a later build finds it if orphaned
 
 
 def hcl_escape(text: str) -> str:
@@ -216,6 +231,10 @@ def run_command(inp: RenderInput) -> list[str]:
         f"{BUILD_LABEL}={inp.build_id}",
         "--label",
         f"{IMAGE_LABEL}={inp.name}",
+        *(
+            [f"--name={container_name(inp.project_id, inp.name, inp.build_id)}"]
+            * bool(inp.project_id)
+        ),
         "--",
         "{{.Image}}",
     ]

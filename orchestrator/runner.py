@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,8 @@ def run(
     what: str = "",
     grace: float = 30.0,
     cancel: threading.Event | None = None,
+    pass_fds: Sequence[int] = (),
+    stop_with_parent: bool = False,
 ) -> Result:
     """Run `argv` to completion, streaming merged stdout/stderr lines to `on_line` and `log_file`.
 
@@ -67,9 +70,15 @@ def run(
     clean up (Packer removes its container then), and the KeyboardInterrupt is re-raised.
     `cancel`, set by another thread, has the same effect: a build running in a worker
     thread stops as if interrupted (Ctrl-C reaches only the main thread).
+    `stop_with_parent` runs it under `orchestrator.guard`: if this process is killed, the
+    child is interrupted (and cleans up) instead of running on unwatched.
+    `pass_fds` are descriptors the child inherits (a lock it holds until it ends).
     """
     args = [str(a) for a in argv]
+    shown = list(args)
     log.debug("run: %s", shlex.join(args))
+    if stop_with_parent:
+        args = [sys.executable, "-m", "orchestrator.guard", str(os.getpid()), "--", *args]
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     started = time.monotonic()
     try:
@@ -85,9 +94,10 @@ def run(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError:
-        name = Path(args[0]).name
+        name = Path(shown[0]).name
         raise ToolMissingError(
             INSTALL_HINTS.get(name, f"{name} is not installed or not on PATH")
         ) from None
@@ -151,12 +161,12 @@ def run(
     duration = time.monotonic() - started
     if timed_out.is_set():
         raise CommandTimeoutError(
-            f"{what or args[0]} did not finish within {timeout:.0f} s and was stopped"
+            f"{what or shown[0]} did not finish within {timeout:.0f} s and was stopped"
             + (f"; log: {log_file}" if log_file else "")
         )
-    result = Result(args, returncode, list(tail), duration)
+    result = Result(shown, returncode, list(tail), duration)
     if check and returncode != 0:
-        raise CommandFailedError(args, returncode, list(tail), what)
+        raise CommandFailedError(shown, returncode, list(tail), what)
     return result
 
 

@@ -103,6 +103,7 @@ def test_auto_connection_prefers_mitogen(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_failure_message_prefers_the_failed_task_then_packers_own_line(tmp_path: Path) -> None:
     b = builder(set())
+    b.client = EngineThatAnswers(True)
     image = b.project.images["web@staging"]
     log = tmp_path / "web.log"
     state = BuildState(
@@ -111,6 +112,36 @@ def test_failure_message_prefers_the_failed_task_then_packers_own_line(tmp_path:
     assert b._failure_message(image, state, log) == (
         f"image web@staging: packer: Error: Unsupported argument; log: {log}"
     )
+
+
+class EngineThatAnswers:
+    def __init__(self, answers: bool) -> None:
+        self.answers = answers
+
+    def ping(self) -> bool:
+        if not self.answers:
+            raise ConnectionError("Connection refused")
+        return True
+
+
+def test_failure_message_says_packer_was_killed_by_a_signal(tmp_path: Path) -> None:
+    b = builder(set())
+    b.client = EngineThatAnswers(True)
+    message = b._failure_message(b.project.images["app"], BuildState(), tmp_path / "l", 137)
+    assert message.startswith("image app: packer was killed (SIGKILL)")
+    assert "no tag was created or moved" in message
+
+
+def test_failure_message_names_an_engine_that_stopped_answering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/gone.sock")
+    b = builder(set())
+    b.client = EngineThatAnswers(False)
+    state = BuildState(packer_errors=["Error: Cannot connect to the Docker daemon"])
+    message = b._failure_message(b.project.images["app"], state, tmp_path / "l", 1)
+    assert "the Docker engine (unix:///tmp/gone.sock) stopped answering" in message
+    assert "no tag was created or moved" in message
 
 
 def test_labels_layer_spec_values_over_rolecasts(monkeypatch: pytest.MonkeyPatch) -> None:

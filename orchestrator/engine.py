@@ -317,7 +317,7 @@ class Builder:
         self.emit(image.name, "pulling parent image", reference)
         try:
             self.client.images.pull(reference)
-        except DockerException as exc:
+        except (DockerException, RequestException) as exc:
             reason = getattr(exc, "explanation", None) or str(exc).splitlines()[0]
             raise BuildFailedError(
                 f"image {image.name}: base image {reference} is not present and cannot be "
@@ -564,7 +564,7 @@ class Builder:
                 for tag in found.tags:
                     self._untag(tag)
                     notes.append(f"removed the unchecked candidate {tag} of a killed build")
-        except DockerException as exc:
+        except (DockerException, RequestException) as exc:
             notes.append(f"could not look for containers of killed builds: {exc}")
         for record in self.history.unfinished(image.name):
             when = dt.datetime.fromtimestamp(record.started, dt.UTC).strftime("%H:%M:%S")
@@ -738,7 +738,7 @@ class Builder:
                 error=error,
             )
 
-        with log.open("a", encoding="utf-8") as sink:
+        with log.open("a", encoding="utf-8", buffering=1) as sink:
 
             def on_line(raw: str) -> None:
                 line = parse(raw)
@@ -774,6 +774,11 @@ class Builder:
             env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
             env["CHECKPOINT_DISABLE"] = "1"
             env["PACKER_NO_COLOR"] = "1"
+            # If rolecast dies, the guard logs what Packer still says and removes the container.
+            env["ROLECAST_GUARD_LOG"] = str(log)
+            env["ROLECAST_GUARD_CLEANUP"] = json.dumps(
+                ["docker", "rm", "-f", render.container_name(self.project_id, image.slug, build_id)]
+            )
             try:
                 run(
                     ["packer", "build", "-color=false", template.name],
@@ -899,13 +904,13 @@ class Builder:
             )
             try:
                 self.client.images.get_registry_data(remote, auth_config=auth)
-            except DockerException:
+            except (DockerException, RequestException):
                 continue  # not there (or the registry cannot say): the next stage down
             self.emit(image.name, "cache", f"pulling {remote}")
             try:
                 repository, tag = remote.rsplit(":", 1)
                 found = self.client.images.pull(repository, tag=tag, auth_config=auth)
-            except DockerException as exc:
+            except (DockerException, RequestException) as exc:
                 self.emit(image.name, "note", f"cache: could not pull {remote}: {exc}")
                 return start, []
             local_repository, local_tag = self.cache_tag(image, index, manifest).rsplit(":", 1)
@@ -1082,7 +1087,7 @@ class Builder:
 
         try:
             return str(self.client.images.get(reference).id)
-        except DockerException:
+        except (DockerException, RequestException):
             return None
 
     def _drop_if_unused(self, image_id: str) -> None:

@@ -9,11 +9,16 @@ that can no longer be delivered is dropped instead of killing the program with S
 mid-clean-up. When the program ends, whatever it left running in its process group
 (an orphaned ansible-playbook, a `docker exec`) is killed, so nothing acts on a build
 that is over. The guard exits with the program's status, or 128+N if signal N killed it.
+
+Environment: ROLECAST_GUARD_LOG, a file that gets the lines rolecast can no longer read;
+ROLECAST_GUARD_CLEANUP, a JSON argv run after the program when rolecast is gone (the
+engine removes the build container with it).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -46,6 +51,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m orchestrator.guard PARENT_PID -- PROGRAM [ARGS...]")
         return 2
     parent = int(argv[0])
+    log_path = os.environ.get("ROLECAST_GUARD_LOG")
     _set_parent_death_signal(signal.SIGTERM)
     try:
         child = subprocess.Popen(
@@ -74,6 +80,17 @@ def main(argv: list[str]) -> int:
     if os.getppid() != parent:  # rolecast died before the death signal was armed
         forward(signal.SIGTERM, None)
 
+    codes: list[int] = []
+
+    def reap() -> None:
+        codes.append(child.wait())
+        stopping.set()
+        # What the program left in its group (an ansible-playbook still holding the output
+        # pipe) must not act on a build that is over, nor keep the guard waiting.
+        _signal_group(child.pid, signal.SIGKILL)
+
+    reaper = threading.Thread(target=reap, daemon=True)
+    reaper.start()
     assert child.stdout is not None
     out = sys.stdout.buffer
     delivering = True
@@ -83,10 +100,17 @@ def main(argv: list[str]) -> int:
                 out.write(line)
                 out.flush()
             except (BrokenPipeError, OSError):
-                delivering = False  # rolecast is gone: keep draining, say nothing
-    code = child.wait()
-    stopping.set()
-    _signal_group(child.pid, signal.SIGKILL)  # what the program left behind in its group
+                delivering = False  # rolecast is gone: keep draining, into its log
+        if not delivering and log_path:
+            with open(log_path, "ab") as log:
+                log.write(b"(rolecast gone) " + line)
+    reaper.join()
+    code = codes[0]
+    cleanup = os.environ.get("ROLECAST_GUARD_CLEANUP")
+    if cleanup and os.getppid() != parent:
+        # rolecast is gone, so nobody else removes what the program may have left (Packer
+        # does not always remove a container it killed): the guard does.
+        subprocess.run(json.loads(cleanup), capture_output=True, timeout=GRACE, check=False)
     return 128 - code if code < 0 else code
 
 

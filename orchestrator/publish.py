@@ -84,6 +84,7 @@ def push_one(
     authentication failure is not retried."""
     from docker.errors import DockerException
     from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError
 
     registry = registry_of(repository)
     reference = f"{repository}:{tag}"
@@ -103,8 +104,11 @@ def push_one(
             return Pushed(reference, digest)
         except _StreamError as exc:
             last = str(exc)
-        except (DockerException, RequestException) as exc:
-            last = str(getattr(exc, "explanation", None) or exc)
+        except (DockerException, RequestException, HTTPError, OSError) as exc:
+            # A registry that dies mid-push keeps the engine retrying its layers in
+            # silence: the client's read time-out ends the attempt (urllib3 raises it
+            # unwrapped from a streamed response).
+            last = str(getattr(exc, "explanation", None) or exc) or type(exc).__name__
         if _is_auth_error(last):
             raise PushError(
                 f"push of {reference}: registry {registry} refused the credentials "

@@ -1,0 +1,447 @@
+"""Faults injected into real builds: killed processes, two builds at once, a Docker engine
+that stops, a registry that dies mid-push, secrets looked for everywhere, disk hygiene.
+
+The `held` image's last role waits inside the build container for a file that, in a
+faulty build, never appears: the test injects its fault once that task has started (read
+from rolecast's own progress lines), so the fault always lands mid-build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from orchestrator.render import container_prefix
+
+from ..conftest import DATA
+from .helpers import ROLECAST, copy_project, free_port, remove_images, rolecast
+from .test_publish import PASSWORD, USER, Registry
+
+pytestmark = pytest.mark.engine
+
+FAULTS = DATA / "projects" / "faults"
+DEBIAN = "rolecast/debian-bookworm:bookworm"
+BASE_TAG = "rolecast-test/faults-base:1"
+HOLD_TASK = "Wait for the hold file"
+NEVER = "/nonexistent/hold"  # a hold file that never appears: the build waits mid-role
+
+
+def write_spec(
+    project: Path,
+    *,
+    marker: str,
+    hold: str = "/",
+    registry: str = "rolecast-test/faults",
+    image: str = "held",
+    extra: str = "",
+    top: str = "",
+) -> None:
+    (project / "rolecast.yml").write_text(
+        "version: 1\n"
+        f"{top}"
+        "defaults:\n"
+        f"  registry: {registry}\n"
+        "  base: faults-base\n"
+        "  tags: [test]\n"
+        "bases:\n"
+        "  faults-base:\n"
+        f"    image: {BASE_TAG}\n"
+        "images:\n"
+        f"  {image}:\n"
+        "    roles: [marker, hold]\n"
+        "    vars:\n"
+        f"      marker: {marker}\n"
+        f"      hold_file: {hold}\n"
+        f"{extra}"
+    )
+
+
+def new_project(parent: Path) -> Path:
+    project = copy_project(FAULTS, parent / "faults")
+    # ansible.cfg is an input of every stage: this run's token keeps other runs' stages out.
+    (project / "ansible.cfg").write_text(f"# run {uuid.uuid4().hex}\n[defaults]\n")
+    return project
+
+
+def project_id(project: Path) -> str:
+    digest = hashlib.sha256(f"{socket.gethostname()}:{project.resolve()}".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_containers(client: Any, project: Path, slug: str = "held") -> list[Any]:
+    prefix = container_prefix(project_id(project), slug)
+    found = client.containers.list(all=True, filters={"name": prefix})
+    return [c for c in found if c.name.startswith(prefix)]
+
+
+def history(project: Path, image: str = "held", env: dict[str, str] | None = None) -> list[Any]:
+    done = rolecast("history", "--json", image, cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def image_id(client: Any, reference: str) -> str | None:
+    from docker.errors import ImageNotFound
+
+    try:
+        return str(client.images.get(reference).id)
+    except ImageNotFound:
+        return None
+
+
+class HeldBuild:
+    """`rolecast build --plain` in the background, its output collected, stopped at the
+    hold task by `wait_for_hold()`."""
+
+    def __init__(self, project: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        full = dict(os.environ) | (env or {})
+        self.proc = subprocess.Popen(
+            [ROLECAST, *args],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=full,
+        )
+        self.lines: list[str] = []
+        self.held = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        stream: IO[str] | None = self.proc.stdout
+        assert stream is not None
+        for line in stream:
+            self.lines.append(line)
+            if HOLD_TASK in line:
+                self.held.set()
+        self.held.set()  # ended: wait_for_hold() checks which
+
+    def wait_for_hold(self) -> None:
+        assert self.held.wait(600), "no progress within 10 minutes"
+        assert any(HOLD_TASK in line for line in self.lines), (
+            "the build ended before the hold task:\n" + self.output
+        )
+
+    def wait(self, timeout: float = 600) -> int:
+        code = self.proc.wait(timeout)
+        self.reader.join(60)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def packer_of(pid: int) -> int:
+    found = [p for p in process_tree(pid) if cmdline(p)[:2] == ["packer", "build"]]
+    assert len(found) == 1, f"expected one packer under {pid}: {found}"
+    return found[0]
+
+
+def wait_until_unlocked(project: Path, slug: str = "held", timeout: float = 300) -> None:
+    """Returns once no process holds the image's build lock (Packer included)."""
+    fd = os.open(project / ".rolecast" / "locks" / f"image-{slug}.lock", os.O_RDWR)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the build lock was never released"
+                time.sleep(0.2)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def base(docker_engine: Any) -> str:
+    import docker.errors
+
+    try:
+        docker_engine.images.get(DEBIAN).tag(BASE_TAG)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{DEBIAN} is missing: run scripts/setup.sh", pytrace=False)
+    return BASE_TAG
+
+
+@pytest.fixture
+def held(base: str, docker_engine: Any, tmp_path: Path) -> Iterator[Path]:
+    """A project whose `held` image was built once (marker `one`)."""
+    project = new_project(tmp_path)
+    write_spec(project, marker="one")
+    done = rolecast("build", "--plain", "held", cwd=project)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    yield project
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout or "[]")
+    remove_images(docker_engine, *[s["reference"] for s in stages])
+
+
+# -- 1. process faults ---------------------------------------------------------------------
+
+
+def test_packer_killed_mid_build_fails_cleanly_and_moves_no_tag(
+    held: Path, docker_engine: Any
+) -> None:
+    before = image_id(docker_engine, "rolecast-test/faults/held:test")
+    write_spec(held, marker="two", hold=NEVER)
+    build = HeldBuild(held, "build", "--plain", "held")
+    build.wait_for_hold()
+    os.kill(packer_of(build.proc.pid), signal.SIGKILL)
+    assert build.wait() == 1, build.output
+    assert "packer was killed (SIGKILL)" in build.output
+    assert "no tag was created or moved" in build.output
+    assert build_containers(docker_engine, held) == []
+    assert image_id(docker_engine, "rolecast-test/faults/held:test") == before
+    assert history(held)[0]["result"] == "failed"
+
+
+def test_rolecast_killed_with_everything_it_started_is_recovered_by_the_next_build(
+    held: Path, docker_engine: Any
+) -> None:
+    before = image_id(docker_engine, "rolecast-test/faults/held:test")
+    write_spec(held, marker="three", hold=NEVER)
+    build = HeldBuild(held, "build", "--plain", "held")
+    build.wait_for_hold()
+    victims = process_tree(build.proc.pid)  # rolecast, its guard, packer, ansible, docker
+    for pid in victims:
+        os.kill(pid, signal.SIGSTOP)  # none of them may react to the others' deaths
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    build.wait()
+    orphans = build_containers(docker_engine, held)
+    assert len(orphans) == 1 and orphans[0].status == "running"  # the fault is real
+    assert history(held)[0]["result"] == "running"
+    assert image_id(docker_engine, "rolecast-test/faults/held:test") == before
+
+    write_spec(held, marker="three", hold="/")
+    done = rolecast("build", "--plain", "held", cwd=held)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert f"took over the lock of image held left by pid {build.proc.pid}" in out
+    assert f"removed container {orphans[0].short_id}" in out
+    assert f"by pid {build.proc.pid} did not finish; its record now says interrupted" in out
+    assert build_containers(docker_engine, held) == []
+    records = history(held)
+    assert [r["result"] for r in records[:2]] == ["built", "interrupted"]
+    assert records[1]["pid"] == build.proc.pid
+    output = docker_engine.containers.run(
+        "rolecast-test/faults/held:test", ["cat", "/etc/faults-marker"], remove=True
+    )
+    assert output.decode().strip() == "three"
+
+
+def test_rolecast_killed_alone_its_packer_stops_cleans_up_and_tags_nothing(
+    held: Path, docker_engine: Any
+) -> None:
+    before = image_id(docker_engine, "rolecast-test/faults/held:test")
+    write_spec(held, marker="four", hold=NEVER)
+    build = HeldBuild(held, "build", "--plain", "held")
+    build.wait_for_hold()
+    packer = packer_of(build.proc.pid)
+    os.kill(build.proc.pid, signal.SIGKILL)  # only rolecast: an OOM kill, a lost runner
+    build.wait()
+    # The guard interrupts Packer, which removes its container and exits; until then it
+    # holds the image's lock, so no next build can start against its leftovers.
+    wait_until_unlocked(held)
+    assert not Path(f"/proc/{packer}").exists() or cmdline(packer)[:1] != ["packer"]
+    assert build_containers(docker_engine, held) == []
+    assert image_id(docker_engine, "rolecast-test/faults/held:test") == before
+    planned = json.loads(rolecast("plan", "--json", "held", cwd=held).stdout)
+    assert planned[0]["status"] != "fresh"
+
+
+# -- 2. concurrency ------------------------------------------------------------------------
+
+
+def test_two_builds_at_once_one_waits_and_the_tag_ends_on_a_complete_image(
+    held: Path, docker_engine: Any
+) -> None:
+    write_spec(held, marker="five")
+    first = HeldBuild(held, "build", "--plain", "held")
+    second = HeldBuild(held, "build", "--plain", "held")
+    assert first.wait() == 0, first.output[-3000:]
+    assert second.wait() == 0, second.output[-3000:]
+    waited = [b for b in (first, second) if "waiting: image held is locked by pid" in b.output]
+    assert len(waited) == 1, first.output + second.output
+    records = history(held)[:2]
+    assert sorted(r["result"] for r in records) == ["built", "fresh"]
+    assert records[0]["fingerprint"] == records[1]["fingerprint"]
+    tagged = docker_engine.images.get("rolecast-test/faults/held:test")
+    assert tagged.labels["io.rolecast.fingerprint"] == records[0]["fingerprint"]
+    with sqlite3.connect(held / ".rolecast" / "history.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# -- 3. registry faults --------------------------------------------------------------------
+
+
+class CuttingProxy:
+    """A TCP relay in front of the registry. After `limit` uploaded bytes it kills the
+    registry and drops every connection: the registry dies in the middle of a push."""
+
+    def __init__(self, registry: Registry, port: int, limit: int | None) -> None:
+        self.registry = registry
+        self.port = port
+        self.limit = limit
+        self.uploaded = 0
+        self.cut = threading.Event()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(32)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.cut.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.registry.port))
+            except OSError:
+                client.close()  # the registry is dead: so is the connection
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, dest: socket.socket, upload: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if upload:
+                    with self.lock:
+                        self.uploaded += len(chunk)
+                        over = self.limit is not None and self.uploaded > self.limit
+                    if over:
+                        self.kill()
+                        return
+                dest.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, dest):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def kill(self) -> None:
+        if self.cut.is_set():
+            return
+        self.cut.set()
+        if self.registry.process is not None:
+            self.registry.process.kill()
+            self.registry.process.wait(30)
+            self.registry.process = None
+        self.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+
+def test_registry_killed_mid_push_retries_then_fails_and_the_next_run_pushes_without_building(
+    base: str, docker_engine: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "registry").mkdir()
+    registry = Registry(tmp_path / "registry")
+    registry.start()
+    port = free_port()
+    proxy = CuttingProxy(registry, port, limit=2_000_000)
+    project = new_project(tmp_path)
+    repository = f"localhost:{port}/team"
+    write_spec(
+        project,
+        marker="pushed",
+        registry=repository,
+        extra='    tags: ["{{ version }}", latest]\n',
+    )
+    creds = {"ROLECAST_REGISTRY_USERNAME": USER, "ROLECAST_REGISTRY_PASSWORD": PASSWORD}
+    try:
+        done = rolecast(
+            "build", "--plain", "--push", "--version", "1.0.0", "held", cwd=project, env=creds
+        )
+        out = done.stdout + done.stderr
+        assert proxy.cut.is_set(), "the push never reached the cut: " + out[-2000:]
+        assert done.returncode == 1, out[-3000:]
+        assert "failed 4 times" in out
+        lines = [line.rstrip() for line in out.splitlines()]
+        assert any(line.endswith(f"pushing {repository}/held:1.0.0") for line in lines)
+        assert not any(line.endswith(f"pushing {repository}/held:latest") for line in lines)
+        registry.start()  # the registry is back, with what it stored before it died
+        assert registry.digest_of("team/held", "latest") is None
+        assert registry.digest_of("team/held", "1") is None
+
+        proxy = CuttingProxy(registry, port, limit=None)
+        again = rolecast(
+            "build", "--json", "--push", "--version", "1.0.0", "held", cwd=project, env=creds
+        )
+        assert again.returncode == 0, again.stderr[-3000:]
+        (result,) = json.loads(again.stdout)["images"]
+        assert result["result"] == "fresh"  # pushed without building again
+        assert result["stages_run"] == []
+        pushed = {p["reference"].rsplit(":", 1)[1]: p["digest"] for p in result["pushed"]}
+        assert {"1.0.0", "1.0", "1", "latest"} <= set(pushed)
+        assert registry.digest_of("team/held", "latest") == pushed["1.0.0"]
+    finally:
+        proxy.close()
+        registry.stop()
+        remove_images(
+            docker_engine, *[f"{repository}/held:{t}" for t in ("1.0.0", "1.0", "1", "latest")]
+        )

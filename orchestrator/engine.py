@@ -1122,7 +1122,11 @@ class Builder:
         self, image: ResolvedImage, state: BuildState, log: Path, returncode: int = 1
     ) -> str:
         where = f"; log: {self._rel(log)}"
-        if not self._engine_answers():
+        said = [*state.packer_errors, state.ansible_error or ""]
+        if state.failure is not None:
+            said.append(state.failure.message)
+        lost = any("Cannot connect to the Docker daemon" in text for text in said)
+        if lost or not self._engine_answers():
             host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
             return (
                 f"image {image.name}: the Docker engine ({host}) stopped answering during "

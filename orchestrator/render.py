@@ -274,7 +274,9 @@ if [ -f {BOOTSTRAP_RECORD} ]; then
   echo "rolecast: resuming from a cached stage"
   if command -v apt-get >/dev/null 2>&1 && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1
   then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq  # the apt cache volume was removed
+    # the apt cache volume was removed; without a mirror, only roles that use apt fail
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+      echo "rolecast: apt-get update failed; roles that install packages will fail" >&2
   fi
   exit 0
 fi
@@ -285,8 +287,15 @@ if command -v apt-get >/dev/null 2>&1; then
   python3 -c 'import apt' >/dev/null 2>&1 || need="$need python3-apt"
   if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends $need >/dev/null
+    if ! {{ apt-get update -qq &&
+      apt-get install -y -qq --no-install-recommends $need >/dev/null; }}; then
+      command -v python3 >/dev/null 2>&1 || {{
+        echo "rolecast: python3 is missing and apt-get could not install it" >&2; exit 1; }}
+      # No package mirror here (an engine without network): Ansible runs without the apt
+      # module's helper, and only roles that use apt fail, with apt's own error.
+      echo "rolecast: could not install python3-apt; roles that use apt will fail" >&2
+      need=""
+    fi
   fi
 elif command -v dnf >/dev/null 2>&1; then
   command -v python3 >/dev/null 2>&1 || {{ need="python3"; dnf install -y -q python3; }}

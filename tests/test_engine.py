@@ -10,7 +10,7 @@ import pytest
 from orchestrator import engine
 from orchestrator.engine import Builder, BuildOptions, choose_connection
 from orchestrator.errors import BuildFailedError, ToolMissingError
-from orchestrator.packer_output import BuildState
+from orchestrator.packer_output import BuildState, Failure
 from orchestrator.project import load_project
 
 from .conftest import ROOT
@@ -138,10 +138,16 @@ def test_failure_message_names_an_engine_that_stopped_answering(
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/gone.sock")
     b = builder(set())
     b.client = EngineThatAnswers(False)
+    image = b.project.images["app"]
     state = BuildState(packer_errors=["Error: Cannot connect to the Docker daemon"])
-    message = b._failure_message(b.project.images["app"], state, tmp_path / "l", 1)
+    message = b._failure_message(image, state, tmp_path / "l", 1)
     assert "the Docker engine (unix:///tmp/gone.sock) stopped answering" in message
     assert "no tag was created or moved" in message
+    # An engine on its way down may still answer a ping: the docker CLI's words count too.
+    b.client = EngineThatAnswers(True)
+    failed = Failure("hold", "Wait", "EOF on stream: Cannot connect to the Docker daemon at x")
+    message = b._failure_message(image, BuildState(failure=failed), tmp_path / "l", 1)
+    assert "the Docker engine (unix:///tmp/gone.sock) stopped answering" in message
 
 
 def test_labels_layer_spec_values_over_rolecasts(monkeypatch: pytest.MonkeyPatch) -> None:

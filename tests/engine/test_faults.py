@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -445,3 +446,153 @@ def test_registry_killed_mid_push_retries_then_fails_and_the_next_run_pushes_wit
         remove_images(
             docker_engine, *[f"{repository}/held:{t}" for t in ("1.0.0", "1.0", "1", "latest")]
         )
+
+
+# -- 6. a second Docker engine, and 1c. the engine stopping mid-build ----------------------
+
+
+class SecondEngine:
+    """A dockerd of the test's own: its socket, data and state under a temporary directory,
+    its own bridge (the default one, docker0, belongs to the main engine; a second dockerd
+    with `--bridge=none` would delete it). Its containers have no network."""
+
+    BRIDGE = "rolecast-t0"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Any:
+        import docker
+
+        dockerd = shutil.which("dockerd")
+        if dockerd is None or os.geteuid() != 0:
+            pytest.fail("a second engine needs dockerd and root: run scripts/setup.sh as root")
+        if subprocess.run(["ip", "link", "show", self.BRIDGE], capture_output=True).returncode:
+            for command in (
+                ["ip", "link", "add", "name", self.BRIDGE, "type", "bridge"],
+                ["ip", "addr", "add", "172.31.254.1/24", "dev", self.BRIDGE],
+                ["ip", "link", "set", self.BRIDGE, "up"],
+            ):
+                subprocess.run(command, check=True)
+        log = (self.root / "dockerd.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                dockerd,
+                f"--host={self.host}",
+                f"--data-root={self.root / 'data'}",
+                f"--exec-root={self.root / 'exec'}",
+                f"--pidfile={self.root / 'docker.pid'}",
+                f"--bridge={self.BRIDGE}",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--shutdown-timeout=2",
+                # No NAT for its bridge, so no network: a resolver that refuses at once
+                # makes apt fail fast (the bootstrap then goes on without python3-apt).
+                "--dns=127.0.0.1",
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = docker.DockerClient(base_url=self.host, timeout=120)
+                client.ping()
+                return client
+            except Exception:  # noqa: BLE001 - not up yet
+                assert self.process.poll() is None, (self.root / "dockerd.log").read_text()
+                assert time.monotonic() < deadline, "the second dockerd did not answer"
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(120)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def second_engine(base: str, docker_engine: Any) -> Iterator[tuple[SecondEngine, Any]]:
+    root = Path(tempfile.mkdtemp(prefix="rc-engine-", dir="/tmp"))  # a short socket path
+    engine = SecondEngine(root)
+    client = engine.start()
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    save = subprocess.Popen(["docker", "save", DEBIAN], stdout=subprocess.PIPE, env=env)
+    loaded = subprocess.run(
+        ["docker", "load"],
+        stdin=save.stdout,
+        capture_output=True,
+        env=env | {"DOCKER_HOST": engine.host},
+    )
+    assert save.wait() == 0 and loaded.returncode == 0, loaded.stderr
+    client.images.get(DEBIAN).tag(BASE_TAG)
+    yield engine, client
+    client.close()
+    engine.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    subprocess.run(["ip", "link", "delete", SecondEngine.BRIDGE], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def remote_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = new_project(tmp_path_factory.mktemp("remote"))
+    write_spec(project, marker="remote-one", registry="rolecast-test/remote")
+    return project
+
+
+def test_a_second_engine_chosen_with_docker_host_gets_the_image_and_the_default_none(
+    second_engine: tuple[SecondEngine, Any], remote_project: Path, docker_engine: Any
+) -> None:
+    engine, client = second_engine
+    done = rolecast("--docker-host", engine.host, "build", "--plain", "held", cwd=remote_project)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    output = client.containers.run(
+        "rolecast-test/remote/held:test", ["cat", "/etc/faults-marker"], remove=True
+    )
+    assert output.decode().strip() == "remote-one"
+    assert image_id(docker_engine, "rolecast-test/remote/held:test") is None
+    listed = rolecast("--docker-host", engine.host, "cache", "ls", "--json", cwd=remote_project)
+    stages = [s["reference"] for s in json.loads(listed.stdout)]
+    assert len(stages) == 3  # image, marker, hold: all on the second engine
+    assert [s for s in stages if image_id(docker_engine, s)] == []
+    # DOCKER_HOST selects it as well: the plan reads the second engine, where it is fresh.
+    planned = rolecast(
+        "plan", "--json", "held", cwd=remote_project, env={"DOCKER_HOST": engine.host}
+    )
+    assert json.loads(planned.stdout)[0]["status"] == "fresh"
+    elsewhere = rolecast("plan", "--json", "held", cwd=remote_project)
+    assert json.loads(elsewhere.stdout)[0]["status"] != "fresh"
+
+
+def test_engine_stopped_mid_build_fails_clearly_and_the_next_build_works(
+    second_engine: tuple[SecondEngine, Any], remote_project: Path
+) -> None:
+    engine, client = second_engine
+    before = image_id(client, "rolecast-test/remote/held:test")
+    assert before is not None
+    write_spec(remote_project, marker="remote-two", hold=NEVER, registry="rolecast-test/remote")
+    build = HeldBuild(remote_project, "--docker-host", engine.host, "build", "--plain", "held")
+    build.wait_for_hold()
+    engine.stop()
+    assert build.wait() == 1, build.output[-3000:]
+    assert f"the Docker engine ({engine.host}) stopped answering during the build" in build.output
+    assert "Traceback" not in build.output
+
+    client = engine.start()
+    assert image_id(client, "rolecast-test/remote/held:test") == before  # no tag moved
+    left = build_containers(client, remote_project)
+    assert len(left) == 1  # the engine stopped it; nobody could remove it
+    write_spec(remote_project, marker="remote-two", registry="rolecast-test/remote")
+    done = rolecast("--docker-host", engine.host, "build", "--plain", "held", cwd=remote_project)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert f"removed container {left[0].short_id}" in out
+    assert build_containers(client, remote_project) == []
+    output = client.containers.run(
+        "rolecast-test/remote/held:test", ["cat", "/etc/faults-marker"], remove=True
+    )
+    assert output.decode().strip() == "remote-two"

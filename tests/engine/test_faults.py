@@ -596,3 +596,144 @@ def test_engine_stopped_mid_build_fails_clearly_and_the_next_build_works(
         "rolecast-test/remote/held:test", ["cat", "/etc/faults-marker"], remove=True
     )
     assert output.decode().strip() == "remote-two"
+
+
+# -- 5. secrets ----------------------------------------------------------------------------
+
+
+class ProcessWatcher:
+    """Samples, while a build runs, the argv of every process on the machine and the
+    environment of every process the build started (rolecast's own excepted)."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+        self.stop = threading.Event()
+        self.root_pid = 0
+        self.samples = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            done = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True)
+            self.seen.append(done.stdout)
+            if self.root_pid:
+                for pid in process_tree(self.root_pid)[1:]:
+                    try:
+                        self.seen.append(Path(f"/proc/{pid}/environ").read_bytes())
+                    except OSError:
+                        pass
+            self.samples += 1
+            self.stop.wait(0.05)
+
+
+def image_files(client: Any, reference: str, skip: set[str]) -> bytes:
+    """Every regular file of the image's filesystem, but those in `skip`."""
+    container = client.containers.create(reference, ["true"], entrypoint="")
+    try:
+        with tempfile.TemporaryFile() as tar_file:
+            for chunk in container.export():
+                tar_file.write(chunk)
+            tar_file.seek(0)
+            out = []
+            with tarfile.open(fileobj=tar_file) as tar:
+                for member in tar:
+                    if member.isfile() and member.name not in skip:
+                        handle = tar.extractfile(member)
+                        assert handle is not None
+                        out.append(handle.read())
+            return b"\n".join(out)
+    finally:
+        container.remove(force=True)
+
+
+def test_no_secret_reaches_disk_logs_argv_environment_history_labels_or_image(
+    base: str, docker_engine: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "registry").mkdir()
+    registry = Registry(tmp_path / "registry")
+    registry.start()
+    project = new_project(tmp_path)
+    vaulted = f"vaulted-{uuid.uuid4().hex}"
+    vault_password = f"vaultpw-{uuid.uuid4().hex}"
+    password_file = tmp_path / "vault-password"  # outside the project, as in a pipeline
+    password_file.write_text(vault_password + "\n")
+    (project / "inventory" / "group_vars").mkdir(parents=True)
+    (project / "inventory" / "hosts").write_text("[app]\n")
+    vault_file = project / "inventory" / "group_vars" / "all.yml"
+    vault_file.write_text(f"---\napp_db_password: {vaulted}\n")
+    encrypted = subprocess.run(
+        [
+            str(Path(ROLECAST).parent / "ansible-vault"),
+            "encrypt",
+            "--vault-password-file",
+            str(password_file),
+            str(vault_file),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert encrypted.returncode == 0, encrypted.stderr
+    repository = f"{registry.address}/team"
+    (project / "rolecast.yml").write_text(
+        "version: 1\n"
+        "inventory: inventory\n"
+        "defaults:\n"
+        f"  registry: {repository}\n"
+        "  base: faults-base\n"
+        "  tags: [test]\n"
+        "bases:\n"
+        "  faults-base:\n"
+        f"    image: {BASE_TAG}\n"
+        "images:\n"
+        "  vaulted:\n"
+        "    groups: [app]\n"
+        "    roles: [secret]\n"
+        "    idempotence: true\n"  # the gate runs Ansible again, through ansible-runner
+        "    push: true\n"
+    )
+    secrets = [vaulted.encode(), vault_password.encode(), PASSWORD.encode()]
+    watcher = ProcessWatcher()
+    watcher.thread.start()
+    build = subprocess.Popen(
+        [ROLECAST, "build", "--plain", "--vault-password-file", str(password_file), "vaulted"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ)
+        | {"ROLECAST_REGISTRY_USERNAME": USER, "ROLECAST_REGISTRY_PASSWORD": PASSWORD},
+    )
+    watcher.root_pid = build.pid
+    try:
+        out, err = build.communicate(timeout=900)
+    finally:
+        watcher.stop.set()
+        watcher.thread.join(30)
+        registry.stop()
+    assert build.returncode == 0, (out + err)[-3000:].decode(errors="replace")
+    assert watcher.samples > 10  # the build was watched while it ran
+    reference = f"{repository}/vaulted:test"
+    # The role got the secret: it is in the file the role wrote, and only there.
+    shown = docker_engine.containers.run(reference, ["cat", "/etc/app-secret"], remove=True)
+    assert shown.decode().strip() == vaulted
+
+    places: dict[str, bytes] = {
+        "stdout/stderr": out + err,
+        "ps and environments during the build": b"\n".join(watcher.seen),
+        "image files (but /etc/app-secret)": image_files(
+            docker_engine, reference, skip={"etc/app-secret"}
+        ),
+        "docker history --no-trunc": subprocess.run(
+            ["docker", "history", "--no-trunc", reference], capture_output=True
+        ).stdout,
+        "image config and labels": json.dumps(docker_engine.images.get(reference).attrs).encode(),
+    }
+    for path in (project / ".rolecast").rglob("*"):  # logs, templates, history, state
+        if path.is_file():
+            places[str(path.relative_to(project))] = path.read_bytes()
+    leaks = [(where, s.decode()) for where, text in places.items() for s in secrets if s in text]
+    assert leaks == []
+    assert any("/build/vaulted/template.pkr.json" in p for p in places)  # looked there too
+    remove_images(docker_engine, reference)
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout or "[]")
+    remove_images(docker_engine, *[s["reference"] for s in stages])

@@ -737,3 +737,61 @@ def test_no_secret_reaches_disk_logs_argv_environment_history_labels_or_image(
     remove_images(docker_engine, reference)
     stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout or "[]")
     remove_images(docker_engine, *[s["reference"] for s in stages])
+
+
+# -- 7. disk hygiene -----------------------------------------------------------------------
+
+
+def test_twenty_rebuilds_leave_no_dangling_image_and_prune_returns_to_the_current_stages(
+    base: str, docker_engine: Any, tmp_path: Path
+) -> None:
+    project = new_project(tmp_path)
+    name = f"hyg-{uuid.uuid4().hex[:8]}"  # its own images only carry this label
+    counter = project / "roles" / "counter" / "tasks"
+    counter.mkdir(parents=True)
+    (project / "rolecast.yml").write_text(
+        "version: 1\n"
+        "defaults:\n"
+        "  registry: rolecast-test/hygiene\n"
+        "  base: faults-base\n"
+        "  tags: [test]\n"
+        "bases:\n"
+        "  faults-base:\n"
+        f"    image: {BASE_TAG}\n"
+        "images:\n"
+        f"  {name}:\n"
+        "    roles: [marker, counter]\n"
+        "    vars: {marker: hygiene}\n"
+    )
+    ours = {"label": f"io.rolecast.image={name}"}
+    try:
+        for round in range(21):  # a first build, then 20 rebuilds, each with a changed role
+            (counter / "main.yml").write_text(
+                "---\n- name: Count\n  ansible.builtin.copy:\n"
+                f"    content: '{round}'\n    dest: /etc/counter\n    mode: '0644'\n"
+            )
+            done = rolecast("build", "--json", name, cwd=project)
+            assert done.returncode == 0, done.stderr[-3000:]
+            (result,) = json.loads(done.stdout)["images"]
+            assert result["result"] == "built"
+            if round:
+                assert result["stages_reused"] == ["image", "role marker"]
+        assert docker_engine.images.list(filters={**ours, "dangling": True}) == []
+        # Three current stages, 20 replaced `counter` stages, the image.
+        assert len(docker_engine.images.list(filters=ours)) == 24
+
+        kept = rolecast("cache", "prune", "--keep", "2", cwd=project)
+        assert kept.returncode == 0, kept.stderr
+        assert len(docker_engine.images.list(filters=ours)) == 3 + 2 + 1
+        pruned = rolecast("cache", "prune", cwd=project)
+        assert pruned.returncode == 0, pruned.stderr
+        listed = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout)
+        assert [s["current"] for s in listed] == [True, True, True]
+        current = {s["image_id"] for s in listed}
+        current.add(str(docker_engine.images.get(f"rolecast-test/hygiene/{name}:test").id))
+        assert {str(i.id) for i in docker_engine.images.list(filters=ours)} == current
+        assert docker_engine.images.list(filters={**ours, "dangling": True}) == []
+    finally:
+        for found in docker_engine.images.list(filters=ours):
+            for tag in found.tags:
+                remove_images(docker_engine, tag)

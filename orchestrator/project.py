@@ -295,6 +295,10 @@ class _Resolver:
         self.problems: list[Problem] = []
         spec_paths = [(self.root / p).resolve() for p in self.spec.roles_path]
         for index, path in enumerate(spec_paths):
+            if not self.inside(
+                path, ("roles_path", index), "roles_path", self.spec.roles_path[index]
+            ):
+                continue
             if not path.is_dir():
                 self.report(
                     ("roles_path", index), f"directory {_rel(path, self.root)} does not exist"
@@ -304,7 +308,11 @@ class _Resolver:
         galaxy = self.root / GALAXY_DIR
         if self.spec.requirements is not None:
             self.requirements = (self.root / self.spec.requirements).resolve()
-            if not self.requirements.is_file():
+            if not self.inside(
+                self.requirements, ("requirements",), "requirements", self.spec.requirements
+            ):
+                self.requirements = None
+            elif not self.requirements.is_file():
                 self.report(
                     ("requirements",),
                     f"requirements file {self.spec.requirements} not found (no such file)",
@@ -331,6 +339,20 @@ class _Resolver:
     def report(self, loc: tuple[str | int, ...], message: str) -> None:
         self.problems.append(self.loaded.problem(loc, message))
 
+    def inside(self, path: Path, loc: tuple[str | int, ...], what: str, text: str) -> bool:
+        """Paths in rolecast.yml stay inside the project once symlinks are followed: what a
+        build reads is what a clone of the repository has. (`-i` on the command line and
+        the roles path of ansible.cfg may point anywhere; so may a role that is a symlink.)"""
+        if path.is_relative_to(self.root):
+            return True
+        self.report(
+            loc,
+            f"{what} {text} resolves to {path}, outside the project directory {self.root}; "
+            "paths in rolecast.yml must stay inside it: move or copy it in"
+            + (" (or give an inventory elsewhere with -i)" if what == "inventory" else ""),
+        )
+        return False
+
     def _default_inventory(self, override: Path | None) -> Path | None:
         if override is not None:
             path = override if override.is_absolute() else Path.cwd() / override
@@ -345,6 +367,8 @@ class _Resolver:
 
     def _inventory_path(self, text: str, loc: tuple[str | int, ...]) -> Path | None:
         path = (self.root / text).resolve()
+        if not self.inside(path, loc, "inventory", text):
+            return None
         if not path.exists():
             self.report(loc, f"inventory {text} not found (looked in {_rel(path, self.root)})")
             return None
@@ -401,6 +425,8 @@ class _Resolver:
         if image.playbook is None:
             return None
         path = (self.root / image.playbook).resolve()
+        if not self.inside(path, ("images", name, "playbook"), "playbook", image.playbook):
+            return None
         if not path.is_file():
             self.report(
                 ("images", name, "playbook"), f"playbook {image.playbook} not found (no such file)"
@@ -412,6 +438,9 @@ class _Resolver:
         if image.verify is None or image.verify.playbook is None:
             return None
         path = (self.root / image.verify.playbook).resolve()
+        loc: tuple[str | int, ...] = ("images", name, "verify", "playbook")
+        if not self.inside(path, loc, "playbook", image.verify.playbook):
+            return None
         if not path.is_file():
             self.report(
                 ("images", name, "verify", "playbook"),

@@ -191,3 +191,53 @@ def test_roles_from_requirements_validate_before_they_are_installed(tmp_path: Pa
     assert message == (
         "rolecast.yml:2:15 requirements: requirements file reqs.yml not found (no such file)"
     )
+
+
+def test_paths_that_escape_the_project_are_refused_naming_where_they_lead(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "project"
+    outside = tmp_path / "elsewhere"
+    (outside / "roles").mkdir(parents=True)
+    (outside / "site.yml").write_text("- hosts: all\n")
+    (outside / "hosts").write_text("[web]\n")
+    (outside / "requirements.yml").write_text("roles: []\n")
+    root.mkdir()
+    (root / "linked-hosts").symlink_to(outside / "hosts")  # a symlink out counts as out
+    message = spec_error(
+        root,
+        "version: 1\n"
+        "roles_path: [../elsewhere/roles]\n"
+        "inventory: linked-hosts\n"
+        "requirements: ../elsewhere/requirements.yml\n"
+        "images:\n"
+        "  x: {from: 'debian:12', playbook: ../elsewhere/site.yml}\n"
+        f"  y: {{from: 'debian:12', playbook: {outside / 'site.yml'}}}\n",
+    )
+    lines = message.splitlines()
+    assert len(lines) == 5
+    assert lines[0].startswith("rolecast.yml:2:14 roles_path[0]: roles_path ../elsewhere/roles ")
+    assert f"resolves to {outside / 'roles'}, outside the project directory {root}" in lines[0]
+    assert any(
+        line.startswith("rolecast.yml:3:12 inventory: inventory linked-hosts resolves to ")
+        and line.endswith("(or give an inventory elsewhere with -i)")
+        for line in lines
+    )
+    assert any(line.startswith("rolecast.yml:4:15 requirements: ") for line in lines)
+    assert any(line.startswith("rolecast.yml:6:") and "images.x.playbook" in line for line in lines)
+    assert any(line.startswith("rolecast.yml:7:") and "images.y.playbook" in line for line in lines)
+
+
+def test_a_role_that_is_a_symlink_out_of_the_project_is_followed(tmp_path: Path) -> None:
+    """A shared checkout of roles, linked into roles/: allowed, as Ansible allows it."""
+    root = tmp_path / "project"
+    shared = tmp_path / "shared" / "common"
+    (shared / "tasks").mkdir(parents=True)
+    (shared / "tasks" / "main.yml").write_text("- ansible.builtin.ping:\n")
+    (root / "roles").mkdir(parents=True)
+    (root / "roles" / "common").symlink_to(shared)
+    (root / "rolecast.yml").write_text(
+        "version: 1\nimages:\n  x: {from: 'debian:12', roles: [common]}\n"
+    )
+    project = load_project(root)
+    assert [r.name for r in project.images["x"].role_closure] == ["common"]

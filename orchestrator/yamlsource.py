@@ -15,6 +15,7 @@ Loc = tuple[str | int, ...]
 # A spec is a small file; anything far larger is a mistake or an attack.
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
+MAX_DEPTH = 64  # a spec nests a handful of levels
 
 
 def format_path(loc: Loc) -> str:
@@ -60,6 +61,14 @@ class YamlDocument:
 class _Budget:
     def __init__(self) -> None:
         self.nodes = 0
+        self.active: set[int] = set()  # the nodes on the path being walked
+
+
+class _Unreadable(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
 
 
 def _walk(
@@ -72,6 +81,27 @@ def _walk(
     budget.nodes += 1
     if budget.nodes > MAX_NODES:
         raise _TooBig
+    if len(loc) > MAX_DEPTH:
+        raise _Unreadable(node, f"nested more than {MAX_DEPTH} levels deep")
+    if id(node) in budget.active:
+        raise _Unreadable(node, "an alias refers to a node that contains it (a loop)")
+    if isinstance(node, yaml.CollectionNode):
+        budget.active.add(id(node))
+        try:
+            _walk_children(node, loc, doc, problems, budget)
+        finally:
+            budget.active.discard(id(node))
+    else:
+        doc.value_marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+
+
+def _walk_children(
+    node: yaml.CollectionNode,
+    loc: Loc,
+    doc: YamlDocument,
+    problems: list[Problem],
+    budget: _Budget,
+) -> None:
     doc.value_marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -126,6 +156,10 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
         ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SpecError(
+            [Problem(name, None, None, "", "nested too deeply to read; a spec nests a few levels")]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -154,6 +188,11 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
         raise SpecError(
             [Problem(name, 1, 1, "", f"more than {MAX_NODES} YAML nodes; is an alias exploding?")]
         ) from None
+    except _Unreadable as exc:
+        mark = exc.node.start_mark
+        raise SpecError(
+            [Problem(name, mark.line + 1, mark.column + 1, "", f"invalid YAML: {exc.message}")]
+        ) from None
     if problems:
         raise SpecError(problems)
     try:
@@ -162,6 +201,12 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
             doc.data = loader.construct_document(node)
         finally:
             loader.dispose()
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # e.g. an integer of more digits than Python converts
+        reason = str(exc).split(";")[0] or type(exc).__name__
+        raise SpecError(
+            [Problem(name, None, None, "", f"a value cannot be read: {reason}")]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise SpecError(

@@ -1,0 +1,5 @@
+"""`python -m orchestrator`: the rolecast command."""
+
+from .cli import main
+
+main()

@@ -348,11 +348,12 @@ def build(
     project = _project()
     if connection not in (None, "auto", "mitogen", "docker", "proxy"):
         raise _fail(UsageError(f"--connection {connection}: use auto, mitogen, docker or proxy"))
-    import re
+    from .spec import registry_problem
 
     for flag, value in (("--cache-from", cache_from), ("--cache-to", cache_to)):
-        if value is not None and not re.match(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+$", value):
-            raise _fail(UsageError(f"{flag} {value}: give a registry repository, HOST[:PORT]/PATH"))
+        problem = registry_problem(value, repository=True) if value is not None else None
+        if problem is not None:
+            raise _fail(UsageError(f"{flag}: {problem}"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     vault = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
     options = BuildOptions(

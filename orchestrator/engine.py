@@ -955,10 +955,13 @@ class Builder:
         """`rolecast push`: push the last build of each named image, tags as they resolve now."""
         from docker.errors import ImageNotFound
 
-        self.client = docker_client()
         self.git = git_info(self.root)
         report = BuildReport()
-        for name in self.project.select(names):
+        selected = self.project.select(names)
+        for name in selected:
+            self.resolved_tags(self.project.images[name])  # bad tags fail before any push
+        self.client = docker_client()
+        for name in selected:
             image = self.project.images[name]
             state = load_state(self.project, image)
             try:

@@ -41,6 +41,29 @@ REFERENCE_RE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
 REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_COMPONENT})*$")
+
+
+def registry_problem(value: str, *, repository: bool = False) -> str | None:
+    """Why `value` is not a registry prefix (HOST[:PORT][/PATH]; with `repository`, a
+    path is required), or None. Docker reads a first part with no '.', no ':' and not
+    `localhost` as a path, which must be lowercase; a port is 1-65535."""
+    shape = "HOST[:PORT]/PATH" if repository else "HOST[:PORT][/PATH]"
+    text = value.rstrip("/")
+    if not REGISTRY_RE.match(text) or (repository and "/" not in text):
+        kind = "repository" if repository else "prefix"
+        return f"{value!r} is not a registry {kind}; write {shape}, e.g. localhost:5000/team"
+    first = text.split("/", 1)[0]
+    host, _, port = first.partition(":")
+    if port and not 0 < int(port) < 65536:
+        return f"{value!r}: port {port} is out of range (1-65535)"
+    if "." not in host and not port and host != "localhost" and host != host.lower():
+        return (
+            f"{value!r}: Docker reads {host!r} as a path, not a registry host, and paths are "
+            "lowercase; write the host with its domain or port (registry.example:5000)"
+        )
+    return None
+
+
 PORT_RE = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp|sctp))?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SIGNAL_RE = re.compile(r"^(?:SIG[A-Z0-9+-]+|[0-9]+)$")
@@ -135,11 +158,9 @@ class Defaults(Strict):
     @field_validator("registry")
     @classmethod
     def _registry(cls, value: str | None) -> str | None:
-        if value is not None and not REGISTRY_RE.match(value.rstrip("/")):
-            raise ValueError(
-                f"{value!r} is not a registry prefix; "
-                "write HOST[:PORT][/PATH], e.g. localhost:5000/team"
-            )
+        problem = registry_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value.rstrip("/") if value else value
 
     @field_validator("tags")

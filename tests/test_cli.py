@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator import __version__
 
 from .conftest import ROOT
@@ -186,3 +188,34 @@ def test_build_with_an_invalid_extra_tag_exits_2_before_any_work(
     assert result.stderr.strip() == (
         "image base: tag template 'rc {{ version }}' gave 'rc 1.0.0', not a valid tag"
     )
+
+
+def test_push_with_an_invalid_version_exits_2_before_looking_for_images(
+    cli: Any, project_copy: Path, monkeypatch: Any
+) -> None:
+    import orchestrator.engine as engine
+
+    def engine_reached() -> None:
+        raise AssertionError("the engine was asked before the tags were checked")
+
+    monkeypatch.setattr(engine, "docker_client", lambda: engine_reached())
+    spec = project_copy / "rolecast.yml"
+    spec.write_text(spec.read_text().replace("tags: [latest]", "tags: ['{{ version }}']"))
+    result = cli("-C", str(project_copy), "push", "--version", "1.0 beta", "base")
+    assert result.exit_code == 2
+    assert "gave '1.0 beta', not a valid tag" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--cache-from", "--cache-to"])
+def test_build_with_an_invalid_cache_repository_exits_2(cli: Any, flag: str) -> None:
+    result = cli("build", flag, "localhost:5000")
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(
+        f"{flag}: 'localhost:5000' is not a registry repository"
+    )
+
+
+def test_docker_host_must_be_an_engine_address(cli: Any) -> None:
+    result = cli("--docker-host", "buildhost:2375", "plan")
+    assert result.exit_code == 2
+    assert "--docker-host buildhost:2375: not an engine address" in result.stderr

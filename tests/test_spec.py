@@ -165,3 +165,31 @@ def test_wrong_types_read_as_plain_words(tmp_path: Path) -> None:
     assert str(info.value) == (
         "rolecast.yml:2:15 images.web: input should be a valid dictionary, got nothing"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "repository", "problem"),
+    [
+        ("localhost:5000/team", False, None),
+        ("registry.example.com", False, None),
+        ("registry.example.com:443/a/b", True, None),
+        ("team", False, None),
+        ("localhost:5000", True, "is not a registry repository; write HOST[:PORT]/PATH"),
+        ("Bad Host!/x", False, "is not a registry prefix"),
+        ("a//b", False, "is not a registry prefix"),
+        ("localhost:99999/x", False, "port 99999 is out of range (1-65535)"),
+        ("localhost:0/x", False, "port 0 is out of range"),
+        ("UPPER/x", False, "Docker reads 'UPPER' as a path"),
+        ("Registry.Example/x", False, None),
+    ],
+)
+def test_registry_names_are_checked_as_docker_reads_them(
+    value: str, repository: bool, problem: str | None
+) -> None:
+    from orchestrator.spec import registry_problem
+
+    found = registry_problem(value, repository=repository)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found

@@ -452,9 +452,10 @@ def test_registry_killed_mid_push_retries_then_fails_and_the_next_run_pushes_wit
 
 
 class SecondEngine:
-    """A dockerd of the test's own: its socket, data and state under a temporary directory,
-    its own bridge (the default one, docker0, belongs to the main engine; a second dockerd
-    with `--bridge=none` would delete it). Its containers have no network."""
+    """A dockerd of the test's own, as if on another machine: its socket, data and state
+    under a temporary directory, its own bridge (the default one, docker0, belongs to the
+    main engine; a second dockerd with `--bridge=none` would delete it), no network for its
+    containers, and no view of the controller's Packer directory."""
 
     BRIDGE = "rolecast-t0"
 
@@ -478,8 +479,19 @@ class SecondEngine:
             ):
                 subprocess.run(command, check=True)
         log = (self.root / "dockerd.log").open("ab")
+        # Like an engine on another machine, it does not see the controller's files: in
+        # its own mount namespace, an empty tmpfs hides the directory where Packer keeps
+        # what it shares with a local engine. Builds must not depend on it.
+        hidden = Path.home() / ".packer.d"
+        hidden.mkdir(exist_ok=True)
         self.process = subprocess.Popen(
             [
+                "unshare",
+                "--mount",
+                "--propagation=private",
+                "sh",
+                "-c",
+                f'mount -t tmpfs rolecast-hidden "{hidden}" && exec "$0" "$@"',
                 dockerd,
                 f"--host={self.host}",
                 f"--data-root={self.root / 'data'}",

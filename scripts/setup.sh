@@ -36,6 +36,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v ssh >/dev/null || missing+=(openssh-client) # for connection: proxy
 command -v tar >/dev/null || missing+=(tar)
 command -v git >/dev/null || missing+=(git) # requirements from git, and git tags
+command -v ip >/dev/null || missing+=(iproute2) # the tests' second engine gets its own bridge
+command -v unshare >/dev/null || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   apt_install "${missing[@]}"

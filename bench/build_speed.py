@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import run_timed  # noqa: E402
 from handwritten import ansible_provisioner  # noqa: E402
 
 BASE = "rolecast/debian-bookworm:bookworm"
@@ -138,16 +136,7 @@ def make_project(root: Path) -> None:
 
 
 def timed(argv: list[str], cwd: Path) -> float:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["CHECKPOINT_DISABLE"] = "1"
-    started = time.monotonic()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
-        raise SystemExit(f"{argv[0]} failed (exit {done.returncode})")
-    return elapsed
+    return run_timed(argv, cwd)[0]
 
 
 def main() -> None:

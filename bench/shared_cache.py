@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -26,19 +25,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import run_timed as run  # noqa: E402
 from fleet import IMAGES, ROLECAST, make_project  # noqa: E402
-
-
-def run(argv: list[str], cwd: Path) -> tuple[float, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    started = time.monotonic()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
-        raise SystemExit(f"{' '.join(argv[:3])} failed (exit {done.returncode})")
-    return elapsed, done.stdout
 
 
 def start_registry(root: Path) -> tuple[subprocess.Popen[bytes], int]:

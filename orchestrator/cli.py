@@ -39,6 +39,20 @@ class State:
 
 state = State()
 
+# Options several commands take, spelled once.
+VersionOption = Annotated[
+    str | None, typer.Option("--version", help="The version tag templates see.")
+]
+TagOption = Annotated[
+    list[str] | None,
+    typer.Option("--tag", metavar="TEMPLATE", help="Another tag (template) for every image."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", metavar="FILE", help="Write the report (JSON) to FILE."),
+]
+
 
 def _fail(exc: RolecastError) -> typer.Exit:
     for line in str(exc).splitlines() or [type(exc).__name__]:
@@ -238,9 +252,7 @@ def render_command(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write to this file instead.")
     ] = None,
-    version: Annotated[
-        str | None, typer.Option("--version", help="The version tag templates see.")
-    ] = None,
+    version: VersionOption = None,
 ) -> None:
     """Print the Packer template (HCL2 JSON syntax) that `rolecast build` runs for IMAGE."""
     from .engine import BuildOptions, render_image
@@ -265,14 +277,9 @@ def build(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Stream Ansible's output.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    version: Annotated[
-        str | None, typer.Option("--version", help="The version tag templates see.")
-    ] = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option("--tag", metavar="TEMPLATE", help="Another tag (template) for every image."),
-    ] = None,
+    as_json: JsonOption = False,
+    version: VersionOption = None,
+    tag: TagOption = None,
     connection: Annotated[
         str | None,
         typer.Option("--connection", help="Override the spec: auto, mitogen, docker or proxy."),
@@ -311,10 +318,7 @@ def build(
     push: Annotated[
         bool, typer.Option("--push", help="Push every tag of each image to its registry.")
     ] = False,
-    report_file: Annotated[
-        Path | None,
-        typer.Option("--report", metavar="FILE", help="Write the build report (JSON) to FILE."),
-    ] = None,
+    report_file: ReportOption = None,
     cache_from: Annotated[
         str | None,
         typer.Option(
@@ -416,18 +420,10 @@ def push_command(
     images: Annotated[
         list[str] | None, typer.Argument(help="Images to push (default: all), with parents.")
     ] = None,
-    version: Annotated[
-        str | None, typer.Option("--version", help="The version tag templates see.")
-    ] = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option("--tag", metavar="TEMPLATE", help="Another tag (template) for every image."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    report_file: Annotated[
-        Path | None,
-        typer.Option("--report", metavar="FILE", help="Write the report (JSON) to FILE."),
-    ] = None,
+    version: VersionOption = None,
+    tag: TagOption = None,
+    as_json: JsonOption = False,
+    report_file: ReportOption = None,
 ) -> None:
     """Push the last build of each image: every tag, immutable tags before moving ones."""
     from .engine import Builder, BuildOptions, BuildReport

@@ -47,23 +47,32 @@ def github_matrix(project: Project, plans: list[ImagePlan]) -> dict[str, Any]:
     }
 
 
+def _edges(project: Project, plans: list[ImagePlan]) -> list[tuple[str, str, bool]]:
+    """(parent, child, parent is outside the spec) for each planned image whose parent is
+    planned too or is a base or external image; outside parents are named by kind."""
+    planned = {p.name for p in plans}
+    edges = []
+    for plan in plans:
+        image = project.images[plan.name]
+        if image.parent_kind == "image" and image.parent in planned:
+            edges.append((image.parent, plan.name, False))
+        elif image.parent_kind != "image":
+            edges.append((f"{image.parent_kind}: {image.parent}", plan.name, True))
+    return edges
+
+
 def _node(name: str) -> str:
     return "n_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
 def mermaid(project: Project, plans: list[ImagePlan]) -> str:
     lines = ["graph TD"]
-    planned = {p.name for p in plans}
     for plan in plans:
         label = f"{plan.name}<br/>{plan.status}"
         lines.append(f'  {_node(plan.name)}["{label}"]:::{plan.status}')
-    for plan in plans:
-        image = project.images[plan.name]
-        if image.parent_kind == "image" and image.parent in planned:
-            lines.append(f"  {_node(image.parent)} --> {_node(plan.name)}")
-        elif image.parent_kind != "image":
-            parent = f"{image.parent_kind}: {image.parent}"
-            lines.append(f'  {_node(parent)}(["{parent}"]) --> {_node(plan.name)}')
+    for parent, child, outside in _edges(project, plans):
+        shape = f'(["{parent}"])' if outside else ""
+        lines.append(f"  {_node(parent)}{shape} --> {_node(child)}")
     for status, colour in COLOURS.items():
         lines.append(f"  classDef {status} fill:{colour},stroke:#555")
     return "\n".join(dict.fromkeys(lines)) + "\n"
@@ -71,18 +80,13 @@ def mermaid(project: Project, plans: list[ImagePlan]) -> str:
 
 def dot(project: Project, plans: list[ImagePlan]) -> str:
     lines = ["digraph rolecast {", "  rankdir=TB;", "  node [shape=box, style=filled];"]
-    planned = {p.name for p in plans}
     for plan in plans:
         label = json.dumps(f"{plan.name}\n{plan.status}")
         colour = COLOURS[plan.status]
         lines.append(f'  {json.dumps(plan.name)} [label={label}, fillcolor="{colour}"];')
-    for plan in plans:
-        image = project.images[plan.name]
-        if image.parent_kind == "image" and image.parent in planned:
-            lines.append(f"  {json.dumps(image.parent)} -> {json.dumps(plan.name)};")
-        elif image.parent_kind != "image":
-            parent = json.dumps(f"{image.parent_kind}: {image.parent}")
-            lines.append(f"  {parent} [shape=ellipse, fillcolor=white];")
-            lines.append(f"  {parent} -> {json.dumps(plan.name)};")
+    for parent, child, outside in _edges(project, plans):
+        if outside:
+            lines.append(f"  {json.dumps(parent)} [shape=ellipse, fillcolor=white];")
+        lines.append(f"  {json.dumps(parent)} -> {json.dumps(child)};")
     lines.append("}")
     return "\n".join(dict.fromkeys(lines)) + "\n"

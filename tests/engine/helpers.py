@@ -83,6 +83,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_in(client: Any, image: str, *command: str, user: str | None = None) -> str:
+    """The output of `command` in a throw-away container of `image` (no network)."""
+    output = client.containers.run(
+        image, list(command), remove=True, network_disabled=True, entrypoint="", user=user
+    )
+    return str(output.decode())
+
+
+def vault_encrypt(path: Path, password_file: Path) -> None:
+    """Encrypt `path` in place with ansible-vault, as a user does."""
+    done = subprocess.run(
+        [
+            str(Path(ROLECAST).parent / "ansible-vault"),
+            "encrypt",
+            "--vault-password-file",
+            str(password_file),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def remove_images(client: Any, *references: str) -> None:
     from docker.errors import ImageNotFound
 

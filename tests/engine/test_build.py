@@ -20,7 +20,9 @@ from .helpers import (
     copy_project,
     remove_images,
     rolecast,
+    run_in,
     serve,
+    vault_encrypt,
 )
 
 pytestmark = pytest.mark.engine
@@ -34,13 +36,6 @@ def example_build(docker_engine: Any) -> dict[str, Any]:
     done, data = build_json("--no-cache", cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     return data
-
-
-def run_in(client: Any, image: str, *command: str, user: str | None = None) -> str:
-    output = client.containers.run(
-        image, list(command), remove=True, network_disabled=True, entrypoint="", user=user
-    )
-    return str(output.decode())
 
 
 def test_every_example_image_is_built_and_tagged(
@@ -305,18 +300,7 @@ def test_inventory_host_and_vaulted_variable(
     password.write_text(f"pw-{random_secrets.token_hex(8)}\n")
     vault_file = edge / "inventory" / "group_vars" / "all" / "vault.yml"
     vault_file.write_text(f"---\nvault_secret: {secret}\n")
-    done = subprocess.run(
-        [
-            str(Path(ROLECAST).parent / "ansible-vault"),
-            "encrypt",
-            "--vault-password-file",
-            str(password),
-            str(vault_file),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    vault_encrypt(vault_file, password)
     assert secret not in vault_file.read_text()
 
     without = rolecast("build", "--plain", "hosted", cwd=edge)

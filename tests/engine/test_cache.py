@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ..conftest import DATA
-from .helpers import build_json, copy_project, remove_images, rolecast
+from .helpers import build_json, copy_project, remove_images, rolecast, run_in
 
 pytestmark = pytest.mark.engine
 
@@ -33,13 +33,6 @@ def plan(project: Path, *images: str) -> dict[str, dict[str, Any]]:
     done = rolecast("plan", "--json", *images, cwd=project)
     assert done.returncode == 0, done.stderr
     return {p["name"]: p for p in json.loads(done.stdout)}
-
-
-def cat(client: Any, image: str, path: str) -> str:
-    output = client.containers.run(
-        image, ["cat", path], remove=True, network_disabled=True, entrypoint=""
-    )
-    return str(output.decode())
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -108,10 +101,10 @@ def test_template_change_in_the_last_role_runs_only_the_last_stage(
     assert record["stages_run"] == ["role fourth", "commit"]
     assert record["roles_run"] == ["fourth"]
     image = "rolecast-test/layers/four:test"
-    assert cat(docker_engine, image, "/etc/layers/fourth") == "fourth, version 2\n"
+    assert run_in(docker_engine, image, "cat", "/etc/layers/fourth") == "fourth, version 2\n"
     # The reused stages are in the image as the first build made them.
-    assert cat(docker_engine, image, "/etc/layers/third") == "third one\n"
-    assert cat(docker_engine, image, "/etc/layers/second") == "second, hello world\n"
+    assert run_in(docker_engine, image, "cat", "/etc/layers/third") == "third one\n"
+    assert run_in(docker_engine, image, "cat", "/etc/layers/second") == "second, hello world\n"
     labels = docker_engine.images.get(image).labels
     assert labels["io.rolecast.fingerprint"] == plan(layers, "four")["four"]["fingerprint"]
     # Nothing of the build is left: no resume records, no apt lists set aside.
@@ -137,7 +130,7 @@ def test_group_var_rebuilds_only_the_roles_that_read_it(layers: Path, docker_eng
     record = history(layers, "four")[0]
     assert record["stages_run"] == ["role third", "role fourth", "commit"]
     assert record["roles_run"] == ["third", "fourth"]
-    assert cat(docker_engine, "rolecast-test/layers/four:test", "/etc/layers/third") == (
+    assert run_in(docker_engine, "rolecast-test/layers/four:test", "cat", "/etc/layers/third") == (
         "third two\n"
     )
 
@@ -219,7 +212,7 @@ def test_layering_single_caches_no_stage(layers: Path, docker_engine: Any) -> No
     assert record["stages_run"] == ["image", "role first", "role second", "commit"]
     cached = json.loads(rolecast("cache", "ls", "--json", cwd=layers).stdout)
     assert [c for c in cached if c["image"] == "flat"] == []
-    assert cat(docker_engine, "rolecast-test/layers/flat:test", "/etc/layers/second") == (
+    assert run_in(docker_engine, "rolecast-test/layers/flat:test", "cat", "/etc/layers/second") == (
         "second, hello world\n"
     )
 

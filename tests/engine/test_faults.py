@@ -31,7 +31,15 @@ import pytest
 from orchestrator.render import container_prefix
 
 from ..conftest import DATA
-from .helpers import ROLECAST, copy_project, free_port, remove_images, rolecast
+from .helpers import (
+    ROLECAST,
+    copy_project,
+    free_port,
+    remove_images,
+    rolecast,
+    run_in,
+    vault_encrypt,
+)
 from .test_publish import PASSWORD, USER, Registry
 
 pytestmark = pytest.mark.engine
@@ -212,6 +220,16 @@ def base(docker_engine: Any) -> str:
     return BASE_TAG
 
 
+def held_build(project: Path, client: Any, marker: str) -> tuple[str | None, HeldBuild]:
+    """The image `held:test` names now, and a build of a new `marker` waiting at its hold
+    task, where the fault goes in."""
+    before = image_id(client, "rolecast-test/faults/held:test")
+    write_spec(project, marker=marker, hold=NEVER)
+    build = HeldBuild(project, "build", "--plain", "held")
+    build.wait_for_hold()
+    return before, build
+
+
 @pytest.fixture
 def held(base: str, docker_engine: Any, tmp_path: Path) -> Iterator[Path]:
     """A project whose `held` image was built once (marker `one`)."""
@@ -230,10 +248,7 @@ def held(base: str, docker_engine: Any, tmp_path: Path) -> Iterator[Path]:
 def test_packer_killed_mid_build_fails_cleanly_and_moves_no_tag(
     held: Path, docker_engine: Any
 ) -> None:
-    before = image_id(docker_engine, "rolecast-test/faults/held:test")
-    write_spec(held, marker="two", hold=NEVER)
-    build = HeldBuild(held, "build", "--plain", "held")
-    build.wait_for_hold()
+    before, build = held_build(held, docker_engine, "two")
     os.kill(packer_of(build.proc.pid), signal.SIGKILL)
     assert build.wait() == 1, build.output
     assert "packer was killed (SIGKILL)" in build.output
@@ -246,10 +261,7 @@ def test_packer_killed_mid_build_fails_cleanly_and_moves_no_tag(
 def test_rolecast_killed_with_everything_it_started_is_recovered_by_the_next_build(
     held: Path, docker_engine: Any
 ) -> None:
-    before = image_id(docker_engine, "rolecast-test/faults/held:test")
-    write_spec(held, marker="three", hold=NEVER)
-    build = HeldBuild(held, "build", "--plain", "held")
-    build.wait_for_hold()
+    before, build = held_build(held, docker_engine, "three")
     victims = process_tree(build.proc.pid)  # rolecast, its guard, packer, ansible, docker
     for pid in victims:
         os.kill(pid, signal.SIGSTOP)  # none of them may react to the others' deaths
@@ -272,19 +284,16 @@ def test_rolecast_killed_with_everything_it_started_is_recovered_by_the_next_bui
     records = history(held)
     assert [r["result"] for r in records[:2]] == ["built", "interrupted"]
     assert records[1]["pid"] == build.proc.pid
-    output = docker_engine.containers.run(
-        "rolecast-test/faults/held:test", ["cat", "/etc/faults-marker"], remove=True
+    assert (
+        run_in(docker_engine, "rolecast-test/faults/held:test", "cat", "/etc/faults-marker")
+        == "three\n"
     )
-    assert output.decode().strip() == "three"
 
 
 def test_rolecast_killed_alone_its_packer_stops_cleans_up_and_tags_nothing(
     held: Path, docker_engine: Any
 ) -> None:
-    before = image_id(docker_engine, "rolecast-test/faults/held:test")
-    write_spec(held, marker="four", hold=NEVER)
-    build = HeldBuild(held, "build", "--plain", "held")
-    build.wait_for_hold()
+    before, build = held_build(held, docker_engine, "four")
     packer = packer_of(build.proc.pid)
     os.kill(build.proc.pid, signal.SIGKILL)  # only rolecast: an OOM kill, a lost runner
     build.wait()
@@ -562,10 +571,10 @@ def test_a_second_engine_chosen_with_docker_host_gets_the_image_and_the_default_
     engine, client = second_engine
     done = rolecast("--docker-host", engine.host, "build", "--plain", "held", cwd=remote_project)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    output = client.containers.run(
-        "rolecast-test/remote/held:test", ["cat", "/etc/faults-marker"], remove=True
+    assert (
+        run_in(client, "rolecast-test/remote/held:test", "cat", "/etc/faults-marker")
+        == "remote-one\n"
     )
-    assert output.decode().strip() == "remote-one"
     assert image_id(docker_engine, "rolecast-test/remote/held:test") is None
     listed = rolecast("--docker-host", engine.host, "cache", "ls", "--json", cwd=remote_project)
     stages = [s["reference"] for s in json.loads(listed.stdout)]
@@ -604,10 +613,10 @@ def test_engine_stopped_mid_build_fails_clearly_and_the_next_build_works(
     assert done.returncode == 0, out[-3000:]
     assert f"removed container {left[0].short_id}" in out
     assert build_containers(client, remote_project) == []
-    output = client.containers.run(
-        "rolecast-test/remote/held:test", ["cat", "/etc/faults-marker"], remove=True
+    assert (
+        run_in(client, "rolecast-test/remote/held:test", "cat", "/etc/faults-marker")
+        == "remote-two\n"
     )
-    assert output.decode().strip() == "remote-two"
 
 
 # -- 5. secrets ----------------------------------------------------------------------------
@@ -673,18 +682,7 @@ def test_no_secret_reaches_disk_logs_argv_environment_history_labels_or_image(
     (project / "inventory" / "hosts").write_text("[app]\n")
     vault_file = project / "inventory" / "group_vars" / "all.yml"
     vault_file.write_text(f"---\napp_db_password: {vaulted}\n")
-    encrypted = subprocess.run(
-        [
-            str(Path(ROLECAST).parent / "ansible-vault"),
-            "encrypt",
-            "--vault-password-file",
-            str(password_file),
-            str(vault_file),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert encrypted.returncode == 0, encrypted.stderr
+    vault_encrypt(vault_file, password_file)
     repository = f"{registry.address}/team"
     (project / "rolecast.yml").write_text(
         "version: 1\n"
@@ -726,8 +724,7 @@ def test_no_secret_reaches_disk_logs_argv_environment_history_labels_or_image(
     assert watcher.samples > 10  # the build was watched while it ran
     reference = f"{repository}/vaulted:test"
     # The role got the secret: it is in the file the role wrote, and only there.
-    shown = docker_engine.containers.run(reference, ["cat", "/etc/app-secret"], remove=True)
-    assert shown.decode().strip() == vaulted
+    assert run_in(docker_engine, reference, "cat", "/etc/app-secret") == vaulted + "\n"
 
     places: dict[str, bytes] = {
         "stdout/stderr": out + err,

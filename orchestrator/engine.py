@@ -32,6 +32,7 @@ from .errors import (
     UsageError,
 )
 from .fingerprint import Manifest, image_manifest, stage_roles
+from .guard import Guard
 from .history import History
 from .locks import ProjectLock
 from .packer_output import BuildState, parse
@@ -152,6 +153,15 @@ class BuildOptions:
 OnEvent = Callable[[Event], None]
 
 
+@dataclass(frozen=True)
+class Held:
+    """What a build holds of its image: the lock's descriptor (its Packer inherits it) and
+    the notes on what a killed earlier build had left and was cleaned up."""
+
+    lock_fd: int | None = None
+    recovered: tuple[str, ...] = ()
+
+
 def ansible_playbook() -> str:
     """The ansible-playbook of this installation, so Packer runs the Ansible Rolecast has."""
     beside = Path(sys.executable).parent / "ansible-playbook"
@@ -221,8 +231,6 @@ class Builder:
         self.history = History(self.root)
         digest = hashlib.sha256(f"{socket.gethostname()}:{self.root}".encode()).hexdigest()
         self.project_id = digest[:16]  # labels containers, to find those of a killed build
-        self._lock_fds = threading.local()  # the image lock a worker thread holds
-        self._recovered: dict[str, list[str]] = {}
 
     # -- preparation -------------------------------------------------------------------
 
@@ -535,15 +543,10 @@ class Builder:
         """One image, while holding its lock: what a killed build of it left is cleaned up
         first; fresh images are kept; others resume from their deepest cached stage."""
         image = self.project.images[name]
-        with self.lock(f"image-{image.slug}", f"image {image.name}", image.name) as held:
-            self._lock_fds.fd = held.fd
-            try:
-                self.recover(image)
-                self._build_image(image, report)
-            finally:
-                self._lock_fds.fd = None
+        with self.lock(f"image-{image.slug}", f"image {image.name}", image.name) as lock:
+            self._build_image(image, report, Held(lock.fd, tuple(self.recover(image))))
 
-    def recover(self, image: ResolvedImage) -> None:
+    def recover(self, image: ResolvedImage) -> list[str]:
         """Under the image's lock no other build of it runs: a build container of it, a
         candidate tag or an unfinished history record is what a killed build left."""
         from docker.errors import DockerException
@@ -579,9 +582,9 @@ class Builder:
             )
         for note in notes:
             self.emit(image.name, "recovered", note)
-        self._recovered[image.name] = notes
+        return notes
 
-    def _build_image(self, image: ResolvedImage, report: BuildReport) -> None:
+    def _build_image(self, image: ResolvedImage, report: BuildReport, held: Held) -> None:
         name = image.name
         parent = self.ensure_parent(image, self.bases_log)
         parent_id = str(self.client.images.get(parent).id)
@@ -591,17 +594,22 @@ class Builder:
             self.project, image, parent_id, True, self.client, use_cache=not rebuild
         )
         if assessed.status == "fresh" and not rebuild:
-            self.keep_fresh(image, assessed, manifest, report)
+            self.keep_fresh(image, assessed, manifest, report, held.recovered)
             return
         self.emit(image.name, "planned", f"{assessed.status}: {assessed.reason}")
-        self.build_one(image, report, parent, manifest, use_cache=not rebuild)
+        self.build_one(image, report, parent, manifest, use_cache=not rebuild, held=held)
 
     @property
     def bases_log(self) -> Path:
         return self.state / "logs" / f"bases-{self.now:%Y%m%dT%H%M%SZ}.log"
 
     def keep_fresh(
-        self, image: ResolvedImage, assessed: ImagePlan, manifest: Manifest, report: BuildReport
+        self,
+        image: ResolvedImage,
+        assessed: ImagePlan,
+        manifest: Manifest,
+        report: BuildReport,
+        recovered: tuple[str, ...] = (),
     ) -> None:
         """Nothing changed: no container starts; the tags are (re)applied to the last image."""
         assert assessed.image_id is not None
@@ -616,10 +624,7 @@ class Builder:
         pushed = self.push(image, manifest.fingerprint)
         if pushed:
             self.history.set_pushed(record, pushed)
-        notes = [
-            *self._recovered.get(image.name, []),
-            "fresh: nothing changed since the last build",
-        ]
+        notes = [*recovered, "fresh: nothing changed since the last build"]
         if self.options.cache_to and layered(self.project, image):
             self.push_stages(image, manifest, notes)
         report.images.append(
@@ -667,7 +672,9 @@ class Builder:
         parent: str,
         manifest: Manifest,
         use_cache: bool = True,
+        held: Held | None = None,
     ) -> ImageResult:
+        held = held or Held()
         started = time.monotonic()
         build_id = uuid.uuid4().hex[:12]
         stamp = self.now.strftime("%Y%m%dT%H%M%SZ")
@@ -774,11 +781,6 @@ class Builder:
             env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
             env["CHECKPOINT_DISABLE"] = "1"
             env["PACKER_NO_COLOR"] = "1"
-            # If rolecast dies, the guard logs what Packer still says and removes the container.
-            env["ROLECAST_GUARD_LOG"] = str(log)
-            env["ROLECAST_GUARD_CLEANUP"] = json.dumps(
-                ["docker", "rm", "-f", render.container_name(self.project_id, image.slug, build_id)]
-            )
             try:
                 run(
                     ["packer", "build", "-color=false", template.name],
@@ -790,8 +792,18 @@ class Builder:
                     cancel=self.cancel,
                     # Packer holds the image's lock too: if rolecast is killed, the next
                     # build waits until this Packer has stopped and removed its container.
-                    pass_fds=(fd,) if (fd := getattr(self._lock_fds, "fd", None)) else (),
-                    stop_with_parent=True,
+                    pass_fds=() if held.lock_fd is None else (held.lock_fd,),
+                    # If rolecast dies, the guard logs what Packer still says and removes
+                    # the build container.
+                    guard=Guard(
+                        log=log,
+                        cleanup=(
+                            "docker",
+                            "rm",
+                            "-f",
+                            render.container_name(self.project_id, image.slug, build_id),
+                        ),
+                    ),
                 )
             except KeyboardInterrupt:
                 self._remove_leftovers(build_id, state)
@@ -843,7 +855,7 @@ class Builder:
             seconds=time.monotonic() - started,
             log=self._rel(log),
             connection=inp.connection,
-            notes=[*self._recovered.get(image.name, []), *state.notes],
+            notes=[*held.recovered, *state.notes],
             fingerprint=manifest.fingerprint,
             stages_run=to_run,
             stages_reused=reused,

@@ -1,6 +1,6 @@
 """Runs one program for `rolecast` so that it stops cleanly however `rolecast` ends.
 
-    python -m orchestrator.guard PARENT_PID -- PROGRAM [ARGS...]
+    python -m orchestrator.guard PARENT_PID [--log FILE] [--cleanup JSON_ARGV] -- PROGRAM...
 
 The guard relays the program's output lines. When `rolecast` dies (even by SIGKILL), the
 kernel sends the guard SIGTERM (a parent-death signal) and the guard interrupts the
@@ -10,13 +10,14 @@ mid-clean-up. When the program ends, whatever it left running in its process gro
 (an orphaned ansible-playbook, a `docker exec`) is killed, so nothing acts on a build
 that is over. The guard exits with the program's status, or 128+N if signal N killed it.
 
-Environment: ROLECAST_GUARD_LOG, a file that gets the lines rolecast can no longer read;
-ROLECAST_GUARD_CLEANUP, a JSON argv run after the program when rolecast is gone (the
-engine removes the build container with it).
+`--log` names a file that gets the lines rolecast can no longer read; `--cleanup` a
+command (a JSON list) run after the program when rolecast is gone (the engine removes the
+build container with it). `Guard` builds this command line for `runner.run`.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
@@ -24,10 +25,29 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 GRACE = 60.0  # seconds the program gets to clean up before it is killed
+
+
+@dataclass(frozen=True)
+class Guard:
+    """How to keep one program under the guard: where its last words go, and what to run
+    after it if rolecast is gone."""
+
+    log: Path | None = None
+    cleanup: tuple[str, ...] = ()
+
+    def command(self, program: list[str]) -> list[str]:
+        argv = [sys.executable, "-m", "orchestrator.guard", str(os.getpid())]
+        if self.log is not None:
+            argv += ["--log", str(self.log)]
+        if self.cleanup:
+            argv += ["--cleanup", json.dumps(list(self.cleanup))]
+        return [*argv, "--", *program]
 
 
 def _set_parent_death_signal(sig: int) -> None:
@@ -47,22 +67,30 @@ def _prepare_child() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m orchestrator.guard PARENT_PID -- PROGRAM [ARGS...]")
-        return 2
-    parent = int(argv[0])
-    log_path = os.environ.get("ROLECAST_GUARD_LOG")
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.guard",
+        usage="%(prog)s PARENT_PID [--log FILE] [--cleanup JSON_ARGV] -- PROGRAM...",
+    )
+    parser.add_argument("parent", type=int)
+    parser.add_argument("--log", type=Path)
+    parser.add_argument("--cleanup", type=json.loads, default=[])
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    program = argv[split + 1 :]
+    if not program:
+        parser.error("no program to run (give it after --)")
+    parent: int = args.parent
     _set_parent_death_signal(signal.SIGTERM)
     try:
         child = subprocess.Popen(
-            argv[2:],
+            program,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             process_group=0,
             preexec_fn=_prepare_child,
         )
     except FileNotFoundError:
-        print(f"{argv[2]}: not found", flush=True)
+        print(f"{program[0]}: not found", flush=True)
         return 127
     stopping = threading.Event()
 
@@ -94,23 +122,27 @@ def main(argv: list[str]) -> int:
     assert child.stdout is not None
     out = sys.stdout.buffer
     delivering = True
+    log = None
     for line in child.stdout:
         if delivering:
             try:
                 out.write(line)
                 out.flush()
+                continue
             except (BrokenPipeError, OSError):
                 delivering = False  # rolecast is gone: keep draining, into its log
-        if not delivering and log_path:
-            with open(log_path, "ab") as log:
-                log.write(b"(rolecast gone) " + line)
+                if args.log is not None:
+                    log = args.log.open("ab", buffering=0)
+        if log is not None:
+            log.write(b"(rolecast gone) " + line)
+    if log is not None:
+        log.close()
     reaper.join()
     code = codes[0]
-    cleanup = os.environ.get("ROLECAST_GUARD_CLEANUP")
-    if cleanup and os.getppid() != parent:
+    if args.cleanup and os.getppid() != parent:
         # rolecast is gone, so nobody else removes what the program may have left (Packer
         # does not always remove a container it killed): the guard does.
-        subprocess.run(json.loads(cleanup), capture_output=True, timeout=GRACE, check=False)
+        subprocess.run(args.cleanup, capture_output=True, timeout=GRACE, check=False)
     return 128 - code if code < 0 else code
 
 

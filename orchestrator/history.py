@@ -161,17 +161,26 @@ class History:
     def unfinished(self, image: str) -> list[Record]:
         """Records of `image` still `running`: under the image's build lock, builds whose
         process was killed."""
-        return [r for r in self.records([image], limit=1000) if r.result == "running"]
+        return self.records([image], limit=-1, result="running")
 
-    def records(self, images: list[str] | None = None, limit: int = 50) -> list[Record]:
-        """The newest records first, of the named images or of all."""
+    def records(
+        self, images: list[str] | None = None, limit: int = 50, result: str | None = None
+    ) -> list[Record]:
+        """The newest records first, of the named images or of all, with that result or
+        any; `limit` -1 is no limit."""
         if not self.path.exists():
             return []
-        query = "SELECT * FROM builds"
+        where: list[str] = []
         args: list[Any] = []
         if images:
-            query += f" WHERE image IN ({','.join('?' * len(images))})"
+            where.append(f"image IN ({','.join('?' * len(images))})")
             args += images
+        if result is not None:
+            where.append("result = ?")
+            args.append(result)
+        query = "SELECT * FROM builds"
+        if where:
+            query += " WHERE " + " AND ".join(where)
         query += " ORDER BY started DESC, id DESC LIMIT ?"
         args.append(limit)
         with self._connect() as db:

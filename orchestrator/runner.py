@@ -8,7 +8,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import CommandFailedError, CommandTimeoutError, ToolMissingError
+from .guard import Guard
 
 log = logging.getLogger("rolecast.run")
 
@@ -61,7 +61,7 @@ def run(
     grace: float = 30.0,
     cancel: threading.Event | None = None,
     pass_fds: Sequence[int] = (),
-    stop_with_parent: bool = False,
+    guard: Guard | None = None,
 ) -> Result:
     """Run `argv` to completion, streaming merged stdout/stderr lines to `on_line` and `log_file`.
 
@@ -70,15 +70,15 @@ def run(
     clean up (Packer removes its container then), and the KeyboardInterrupt is re-raised.
     `cancel`, set by another thread, has the same effect: a build running in a worker
     thread stops as if interrupted (Ctrl-C reaches only the main thread).
-    `stop_with_parent` runs it under `orchestrator.guard`: if this process is killed, the
+    With `guard`, it runs under `orchestrator.guard`: if this process is killed, the
     child is interrupted (and cleans up) instead of running on unwatched.
     `pass_fds` are descriptors the child inherits (a lock it holds until it ends).
     """
     args = [str(a) for a in argv]
     shown = list(args)
     log.debug("run: %s", shlex.join(args))
-    if stop_with_parent:
-        args = [sys.executable, "-m", "orchestrator.guard", str(os.getpid()), "--", *args]
+    if guard is not None:
+        args = guard.command(args)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     started = time.monotonic()
     try:

@@ -43,3 +43,15 @@ def test_records_of_one_image_newest_first(tmp_path: Path) -> None:
     assert records[0].result == "running" and records[0].finished is None
     assert records[1].error == "boom" and records[1].duration is not None
     assert History(tmp_path / "nothing").records() == []
+
+
+def test_unfinished_lists_only_the_images_running_records(tmp_path: Path) -> None:
+    history = History(tmp_path)
+    killed = history.start("web", "f1", [])
+    done = history.start("web", "f2", [])
+    history.finish(done, "built")
+    other = history.start("app", "f3", [])
+    assert [r.id for r in history.unfinished("web")] == [killed]
+    assert [r.id for r in history.unfinished("app")] == [other]
+    history.finish(killed, "interrupted")
+    assert history.unfinished("web") == []

@@ -117,6 +117,7 @@ def test_guard_kills_what_the_program_left_running_when_it_ends() -> None:
 def test_a_killed_parent_gets_its_program_interrupted_and_cleaned_up(tmp_path: Path) -> None:
     interrupted = tmp_path / "interrupted"
     cleaned = tmp_path / "cleaned"
+    cleanup = json.dumps(["sh", "-c", f"echo done > {cleaned}"])
     program = (
         f'trap "echo yes > {interrupted}; exit 3" INT; echo ready; while :; do sleep 0.1; done'
     )
@@ -126,15 +127,14 @@ def test_a_killed_parent_gets_its_program_interrupted_and_cleaned_up(tmp_path: P
             "-c",
             "import os, subprocess, sys\n"
             "guard = subprocess.Popen([sys.executable, '-m', 'orchestrator.guard', "
-            f"str(os.getpid()), '--', 'sh', '-c', {program!r}], stdout=subprocess.PIPE)\n"
+            f"str(os.getpid()), '--cleanup', {cleanup!r}, '--', 'sh', '-c', {program!r}], "
+            "stdout=subprocess.PIPE)\n"
             "print(guard.stdout.readline().decode().strip(), flush=True)\n"
             "guard.wait()\n",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
-        env=dict(os.environ)
-        | {"ROLECAST_GUARD_CLEANUP": json.dumps(["sh", "-c", f"echo done > {cleaned}"])},
     )
     assert parent.stdout is not None
     assert parent.stdout.readline().strip() == "ready"  # the program runs under its guard

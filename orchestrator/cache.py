@@ -68,13 +68,14 @@ def cached_stages(project: Project, client: Any) -> list[CachedStage]:
         for tag in entry.tags:
             if not tag.startswith(CACHE_REPOSITORY + "/"):
                 continue
-            if tag[len(CACHE_REPOSITORY) + 1 :].rsplit(":", 1)[0] not in slugs:
+            slug = tag[len(CACHE_REPOSITORY) + 1 :].rsplit(":", 1)[0]
+            if slug not in slugs:
                 continue  # another project's, or an image since removed from the spec
             created = dt.datetime.fromisoformat(entry.attrs["Created"][:26].rstrip("Z"))
             found.append(
                 CachedStage(
                     reference=tag,
-                    image=tag[len(CACHE_REPOSITORY) + 1 :].rsplit(":", 1)[0],
+                    image=slug,
                     stage=names.get(tag, "-"),
                     image_id=str(entry.id),
                     size=int(entry.attrs.get("Size") or 0),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BuildFailedError
+from .spec import names_a_host
 
 ATTEMPTS = 4
 BACKOFF = 1.0  # seconds before the second attempt; doubles after each
@@ -37,7 +38,7 @@ class Pushed:
 
 def registry_of(repository: str) -> str:
     first = repository.split("/", 1)[0]
-    if "/" in repository and ("." in first or ":" in first or first == "localhost"):
+    if "/" in repository and names_a_host(first):
         return first
     return "docker.io"
 

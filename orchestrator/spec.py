@@ -43,6 +43,11 @@ REFERENCE_RE = re.compile(
 REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_COMPONENT})*$")
 
 
+def names_a_host(component: str) -> bool:
+    """Whether Docker reads a reference's first component as a registry host."""
+    return "." in component or ":" in component or component == "localhost"
+
+
 def registry_problem(value: str, *, repository: bool = False) -> str | None:
     """Why `value` is not a registry prefix (HOST[:PORT][/PATH]; with `repository`, a
     path is required), or None. Docker reads a first part with no '.', no ':' and not
@@ -56,7 +61,7 @@ def registry_problem(value: str, *, repository: bool = False) -> str | None:
     host, _, port = first.partition(":")
     if port and not 0 < int(port) < 65536:
         return f"{value!r}: port {port} is out of range (1-65535)"
-    if "." not in host and not port and host != "localhost" and host != host.lower():
+    if not names_a_host(first) and host != host.lower():
         return (
             f"{value!r}: Docker reads {host!r} as a path, not a registry host, and paths are "
             "lowercase; write the host with its domain or port (registry.example:5000)"

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import run_timed  # noqa: E402
-from handwritten import ansible_provisioner  # noqa: E402
+from common import run_timed
+from handwritten import ansible_provisioner
 
 BASE = "rolecast/debian-bookworm:bookworm"
 ROLECAST = str(Path(sys.executable).parent / "rolecast")

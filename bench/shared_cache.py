@@ -25,8 +25,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import run_timed as run  # noqa: E402
-from fleet import IMAGES, ROLECAST, make_project  # noqa: E402
+from common import run_timed as run
+from fleet import IMAGES, ROLECAST, make_project
 
 
 def start_registry(root: Path) -> tuple[subprocess.Popen[bytes], int]:

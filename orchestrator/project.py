@@ -378,7 +378,7 @@ class _Resolver:
         if path not in self._inventories:
             try:
                 self._inventories[path] = read_inventory(path)
-            except Exception:  # noqa: BLE001 - Ansible reports its own parse errors at build
+            except Exception:
                 self._inventories[path] = None
         return self._inventories[path]
 

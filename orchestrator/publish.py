@@ -44,7 +44,7 @@ def registry_of(repository: str) -> str:
 
 
 ENV_USERNAME = "ROLECAST_REGISTRY_USERNAME"
-ENV_PASSWORD = "ROLECAST_REGISTRY_PASSWORD"  # noqa: S105 - a variable's name, not a secret
+ENV_PASSWORD = "ROLECAST_REGISTRY_PASSWORD"
 _TAKEN: dict[str, str] = {}
 
 

@@ -114,5 +114,5 @@ def community_docker_installed() -> bool:
         return False
     try:
         return any(True for _ in list_collection_dirs(coll_filter="community.docker"))
-    except Exception:  # noqa: BLE001 - any failure means "not usable"
+    except Exception:
         return False

@@ -190,7 +190,7 @@ def _read_vars_file(path: Path, root: Path, add: Any, opaque: dict[str, str]) ->
         opaque[shown] = file_digest(path)
         return
     try:
-        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=_VarsLoader)  # noqa: S506
+        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=_VarsLoader)
     except yaml.YAMLError:
         opaque[shown] = file_digest(path)
         return

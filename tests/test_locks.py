@@ -27,9 +27,12 @@ def test_a_busy_lock_says_who_holds_it_and_is_taken_when_released(tmp_path: Path
     waiting = threading.Event()
     holder = lock(tmp_path, first)
     holder.acquire()
-    waiter = ProjectLock(
-        tmp_path, "image-x", "image x", lambda text: (second.append(text), waiting.set())
-    )
+
+    def say(text: str) -> None:
+        second.append(text)
+        waiting.set()
+
+    waiter = ProjectLock(tmp_path, "image-x", "image x", say)
     thread = threading.Thread(target=waiter.acquire)
     thread.start()
     assert waiting.wait(30)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from orchestrator import publish
 from orchestrator.publish import PushError, push_image, registry_of
 
 
@@ -40,7 +40,7 @@ def test_immutable_tags_go_first_and_moving_ones_last() -> None:
 
 def test_a_transient_failure_is_retried_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(publish.time, "sleep", waits.append)
+    monkeypatch.setattr(time, "sleep", waits.append)
     client = FakeClient({"1.0.0": ["connection reset by peer", "i/o timeout"]})
     push_image(client, "localhost:5000/web", ["1.0.0"], set(), say=lambda text: None)
     assert client.api.calls == ["1.0.0"] * 3
@@ -50,7 +50,7 @@ def test_a_transient_failure_is_retried_with_backoff(monkeypatch: pytest.MonkeyP
 def test_retries_are_bounded_and_moving_tags_never_follow_a_failure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(publish.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     client = FakeClient({"1.0.0": ["connection refused"] * 10})
     with pytest.raises(PushError, match="registry localhost:5000 failed 4 times"):
         push_image(client, "localhost:5000/web", ["latest", "1.0.0"], {"latest"}, say=print)
@@ -58,7 +58,7 @@ def test_retries_are_bounded_and_moving_tags_never_follow_a_failure(
 
 
 def test_an_auth_failure_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(publish.time, "sleep", lambda seconds: pytest.fail("slept"))
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("slept"))
     client = FakeClient({"1": ["unauthorized: authentication required"]})
     with pytest.raises(PushError, match="refused the credentials .* not retried"):
         push_image(client, "localhost:5000/web", ["1"], set(), say=lambda text: None)

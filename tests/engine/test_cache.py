@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def layers(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def layers(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The layers project, its base tagged from the Debian base, `four` and `other` built
     together with two jobs."""
     import docker.errors

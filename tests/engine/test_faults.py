@@ -524,7 +524,7 @@ class SecondEngine:
                 client = docker.DockerClient(base_url=self.host, timeout=120)
                 client.ping()
                 return client
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 assert self.process.poll() is None, (self.root / "dockerd.log").read_text()
                 assert time.monotonic() < deadline, "the second dockerd did not answer"
                 time.sleep(0.2)

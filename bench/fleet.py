@@ -130,10 +130,10 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
     (counted from a live event stream: the engine keeps only its last 256 events)."""
     import threading
 
-    import docker
+    from orchestrator.engines import connect
 
-    client = docker.from_env()
-    stream = client.events(decode=True, filters={"type": "container", "event": "create"})
+    engine = connect()
+    stream = engine.events({"type": "container", "event": "create"})
     created: list[str] = []
 
     def count() -> None:
@@ -147,12 +147,11 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
     listener.start()
     elapsed, _ = run_timed(argv, cwd)
     # A marker container's event closes the window: every earlier event has arrived.
-    marker = client.containers.create(BASE, ["true"])
-    while str(marker.id) not in created:
+    marker = engine.run(BASE, ["true"], entrypoint="")
+    while marker.id not in created:
         time.sleep(0.05)
     marker.remove()
     stream.close()
-    client.close()
     return elapsed, len(created) - 1
 
 

@@ -54,22 +54,19 @@ def start_registry(root: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def wipe(root: Path) -> None:
     """What a new runner lacks: the project's images, stages, apt volumes and state."""
-    import docker
+    from orchestrator.engines import connect
+    from orchestrator.names import apt_volumes, project_identity, stage_prefix
 
-    client = docker.from_env()
-    slugs = set(IMAGES)
-    for image in client.images.list():
+    engine = connect()
+    identity = project_identity(root)
+    for image in engine.images():
         for tag in image.tags:
-            repo = tag.rsplit(":", 1)[0]
-            if repo.startswith("rolecast-bench/") or (
-                repo.startswith("rolecast-cache/") and repo.split("/", 1)[1] in slugs
-            ):
-                client.images.remove(tag, force=True)
-    for volume in client.volumes.list():
-        if volume.name.startswith("rolecast-apt-") and volume.name.rsplit("-", 1)[-1] in slugs:
-            volume.remove(force=True)
+            if tag.startswith(("rolecast-bench/", stage_prefix(identity))):
+                engine.remove_image(tag)
+    for slug in IMAGES:
+        for volume in apt_volumes(identity, slug):
+            engine.remove_volume(volume)
     shutil.rmtree(root / ".rolecast", ignore_errors=True)
-    client.close()
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from .engines import Engine, EngineError
 from .errors import BuildFailedError, CommandFailedError, RolecastError, ToolMissingError
 from .runner import run
 from .spec import BaseImage
@@ -21,16 +21,6 @@ PULL_TIMEOUT = 120
 DEBOOTSTRAP_TIMEOUT = 1800
 IMPORT_TIMEOUT = 600
 APT_SOURCES = Path("/etc/apt")
-
-
-def image_exists(client: Any, reference: str) -> bool:
-    from docker.errors import ImageNotFound
-
-    try:
-        client.images.get(reference)
-    except ImageNotFound:
-        return False
-    return True
 
 
 def machine_mirror(suite: str, apt_dir: Path = APT_SOURCES) -> str | None:
@@ -105,7 +95,7 @@ def _remove_tree(path: Path) -> None:
 
 
 def make_base(
-    client: Any,
+    engine: Engine,
     name: str,
     base: BaseImage,
     reference: str,
@@ -115,10 +105,10 @@ def make_base(
     force: bool = False,
 ) -> str:
     """Ensure `reference` exists: keep it, else pull it, else debootstrap and import it."""
-    if not force and image_exists(client, reference):
+    if not force and engine.image(reference) is not None:
         say(f"base {name}: {reference} is present")
         return "present"
-    if not force and _try_pull(client, reference, say):
+    if not force and _try_pull(engine, reference, say):
         return "pulled"
     require("debootstrap")
     if os.geteuid() != 0:
@@ -149,40 +139,27 @@ def make_base(
                 if item.is_file():
                     item.unlink()
         say(f"base {name}: importing as {reference}")
-        with subprocess.Popen(
-            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
-            stdout=subprocess.PIPE,
-        ) as tar:
-            run(
-                [
-                    "docker",
-                    "import",
-                    "--change",
-                    'CMD ["/bin/bash"]',
-                    "--change",
-                    f"LABEL io.rolecast.base={name} io.rolecast.base.suite={base.suite}",
-                    "-",
-                    reference,
-                ],
-                stdin=tar.stdout,
-                timeout=IMPORT_TIMEOUT,
-                log_file=log_file,
-                what=f"docker import of base {name}",
-            )
+        engine.import_rootfs(
+            rootfs,
+            reference,
+            [
+                'CMD ["/bin/bash"]',
+                f"LABEL io.rolecast.base={name} io.rolecast.base.suite={base.suite}",
+            ],
+            timeout=IMPORT_TIMEOUT,
+            log=log_file,
+        )
     finally:
         _remove_tree(workdir)
     say(f"base {name}: made {reference}")
     return "made"
 
 
-def _try_pull(client: Any, reference: str, say: Say) -> bool:
-    from docker.errors import DockerException
-
+def _try_pull(engine: Engine, reference: str, say: Say) -> bool:
     say(f"base {reference}: not present, trying to pull")
     try:
-        client.api.pull(reference, stream=False)
-    except DockerException as exc:
-        reason = getattr(exc, "explanation", None) or str(exc).splitlines()[0]
-        say(f"base {reference}: cannot pull ({str(reason)[:200]})")
+        engine.pull(reference)
+    except EngineError as exc:
+        say(f"base {reference}: cannot pull ({str(exc)[:200]})")
         return False
-    return image_exists(client, reference)
+    return engine.image(reference) is not None

@@ -217,7 +217,7 @@ def bases(
 ) -> None:
     """Make the spec's `bases:` images that are missing (pull, else debootstrap + import)."""
     from .bases import make_base
-    from .tools import docker_client
+    from .engines import connect
 
     project = _project()
     known = project.bases
@@ -232,10 +232,10 @@ def bases(
                 f"unknown base {', '.join(unknown)}; bases in {project.loaded.doc.file}: "
                 f"{', '.join(known) or 'none'}"
             )
-        client = docker_client()
+        engine = connect()
         for name in wanted:
             make_base(
-                client,
+                engine,
                 name,
                 known[name],
                 project.base_reference(name),
@@ -255,15 +255,98 @@ def render_command(
     version: VersionOption = None,
 ) -> None:
     """Print the Packer template (HCL2 JSON syntax) that `rolecast build` runs for IMAGE."""
-    from .engine import BuildOptions, render_image
+    from .build import BuildOptions, render_image
 
     project = _project()
-    text = guarded(lambda: render_image(project, image, BuildOptions(version=version)))
+    rules = _rules(project, version)
+    text = guarded(lambda: render_image(project, image, BuildOptions(version=version), rules))
     if output is None:
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
         err.print(f"wrote {output}; run it with: packer build {output}", markup=False)
+
+
+def _rules(project: Project, version: str | None, extra: list[str] | None = None) -> Any:
+    """The tag rules of this run: the version, extra tags, the commit, the start time."""
+    import datetime as dt
+
+    from .tags import TagRules, git_info
+
+    return TagRules(
+        version=version,
+        extra=tuple(extra or ()),
+        git=git_info(project.root.resolve()),
+        now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
+
+
+ConnectionOption = Annotated[
+    str | None,
+    typer.Option("--connection", help="Override the spec: auto, mitogen, docker or proxy."),
+]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Seconds one image's build may take.")
+]
+VaultFileOption = Annotated[
+    list[Path] | None,
+    typer.Option("--vault-password-file", help="A file (or script) with a vault password."),
+]
+VaultIdOption = Annotated[
+    list[str] | None,
+    typer.Option("--vault-id", help="A vault id, LABEL@FILE, as ansible-playbook takes it."),
+]
+IdempotenceOption = Annotated[
+    bool,
+    typer.Option("--idempotence", help="Apply the roles a second time; fail if any task changes."),
+]
+ForceOption = Annotated[
+    list[str] | None,
+    typer.Option("--force", metavar="IMAGE", help="Rebuild IMAGE from its parent, fresh or not."),
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Ignore fresh images and cached stages: rebuild all.")
+]
+JobsOption = Annotated[
+    int | None, typer.Option("-j", "--jobs", min=1, help="Images built at once (default: CPUs).")
+]
+PushOption = Annotated[
+    bool, typer.Option("--push", help="Push every tag of each image to its registry.")
+]
+CacheFromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-from", metavar="REPO", help="Reuse stages found in this registry repository."
+    ),
+]
+CacheToOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-to", metavar="REPO", help="Push the image's stages to this registry repository."
+    ),
+]
+KeepGoingOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--keep-going/--fail-fast",
+        help="After a failure, build what does not depend on it (default in CI), "
+        "or start nothing more (default elsewhere).",
+    ),
+]
+
+
+def _check_build_flags(
+    connection: str | None, cache_from: str | None, cache_to: str | None
+) -> None:
+    from .errors import UsageError
+    from .spec import registry_problem
+
+    if connection not in (None, "auto", "mitogen", "docker", "proxy"):
+        raise _fail(UsageError(f"--connection {connection}: use auto, mitogen, docker or proxy"))
+    for flag, value in (("--cache-from", cache_from), ("--cache-to", cache_to)):
+        problem = registry_problem(value, repository=True) if value is not None else None
+        if problem is not None:
+            raise _fail(UsageError(f"{flag}: {problem}"))
 
 
 @app.command()
@@ -280,92 +363,36 @@ def build(
     as_json: JsonOption = False,
     version: VersionOption = None,
     tag: TagOption = None,
-    connection: Annotated[
-        str | None,
-        typer.Option("--connection", help="Override the spec: auto, mitogen, docker or proxy."),
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds one image's build may take.")
-    ] = 7200.0,
-    vault_password_file: Annotated[
-        list[Path] | None,
-        typer.Option("--vault-password-file", help="A file (or script) with a vault password."),
-    ] = None,
-    vault_id: Annotated[
-        list[str] | None,
-        typer.Option("--vault-id", help="A vault id, LABEL@FILE, as ansible-playbook takes it."),
-    ] = None,
-    idempotence: Annotated[
-        bool,
-        typer.Option(
-            "--idempotence", help="Apply the roles a second time; fail if any task changes."
-        ),
-    ] = False,
-    force: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--force", metavar="IMAGE", help="Rebuild IMAGE from its parent, fresh or not."
-        ),
-    ] = None,
-    no_cache: Annotated[
-        bool,
-        typer.Option("--no-cache", help="Ignore fresh images and cached stages: rebuild all."),
-    ] = False,
-    jobs: Annotated[
-        int | None,
-        typer.Option("-j", "--jobs", min=1, help="Images built at once (default: CPUs)."),
-    ] = None,
-    push: Annotated[
-        bool, typer.Option("--push", help="Push every tag of each image to its registry.")
-    ] = False,
+    connection: ConnectionOption = None,
+    timeout: TimeoutOption = 7200.0,
+    vault_password_file: VaultFileOption = None,
+    vault_id: VaultIdOption = None,
+    idempotence: IdempotenceOption = False,
+    force: ForceOption = None,
+    no_cache: NoCacheOption = False,
+    jobs: JobsOption = None,
+    push: PushOption = False,
     report_file: ReportOption = None,
-    cache_from: Annotated[
-        str | None,
-        typer.Option(
-            "--cache-from", metavar="REPO", help="Reuse stages found in this registry repository."
-        ),
-    ] = None,
-    cache_to: Annotated[
-        str | None,
-        typer.Option(
-            "--cache-to",
-            metavar="REPO",
-            help="Push the image's stages to this registry repository.",
-        ),
-    ] = None,
-    keep_going: Annotated[
-        bool | None,
-        typer.Option(
-            "--keep-going/--fail-fast",
-            help="After a failure, build what does not depend on it (default in CI), "
-            "or start nothing more (default elsewhere).",
-        ),
-    ] = None,
+    cache_from: CacheFromOption = None,
+    cache_to: CacheToOption = None,
+    keep_going: KeepGoingOption = None,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
     import signal
 
-    from .engine import Builder, BuildOptions, BuildReport, vault_arguments
-    from .errors import UsageError
+    from .build import BuildOptions, build_images, vault_arguments
     from .progress import LiveProgress, PlainProgress, summary
+    from .report import BuildReport
 
     project = _project()
-    if connection not in (None, "auto", "mitogen", "docker", "proxy"):
-        raise _fail(UsageError(f"--connection {connection}: use auto, mitogen, docker or proxy"))
-    from .spec import registry_problem
-
-    for flag, value in (("--cache-from", cache_from), ("--cache-to", cache_to)):
-        problem = registry_problem(value, repository=True) if value is not None else None
-        if problem is not None:
-            raise _fail(UsageError(f"{flag}: {problem}"))
+    _check_build_flags(connection, cache_from, cache_to)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    vault = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
     options = BuildOptions(
         verbose=verbose,
         version=version,
         timeout=timeout,
         connection=connection,
-        vault_arguments=vault,
+        vault_arguments=guarded(lambda: vault_arguments(vault_password_file or [], vault_id or [])),
         idempotence=idempotence,
         force=tuple(force or ()),
         tags=tuple(tag or ()),
@@ -383,10 +410,11 @@ def build(
     failure: RolecastError | None = None
     with display:
         try:
-            report = Builder(project, options, display).build(list(images or []))
+            rules = _rules(project, version, tag)
+            report = build_images(project, options, display, list(images or []), rules)
         except RolecastError as exc:
             failure = exc
-            report = getattr(exc, "report", report)
+            report = getattr(exc, "report", None) or report
         except KeyboardInterrupt:
             failure = InterruptedBuildError("interrupted")
     _finish(report, failure, as_json, report_file, summary)
@@ -426,16 +454,17 @@ def push_command(
     report_file: ReportOption = None,
 ) -> None:
     """Push the last build of each image: every tag, immutable tags before moving ones."""
-    from .engine import Builder, BuildOptions, BuildReport
     from .progress import PlainProgress, summary
+    from .publish import push_last_builds
+    from .report import BuildReport
 
     project = _project()
-    options = BuildOptions(version=version, tags=tuple(tag or ()))
     display = PlainProgress(err if as_json else out)
     report = BuildReport()
     failure: RolecastError | None = None
     try:
-        report = Builder(project, options, display).push_built(list(images or []))
+        rules = _rules(project, version, tag)
+        report = push_last_builds(project, list(images or []), rules, display)
     except RolecastError as exc:
         failure = exc
     _finish(report, failure, as_json, report_file, summary)
@@ -477,9 +506,9 @@ def plan_command(
 ) -> None:
     """Say which images are fresh, stale or missing, from which stage, and why."""
     from . import graph
+    from .engines import connect
     from .errors import UsageError
     from .plan import plan_images
-    from .tools import docker_client
 
     formats = ("table", "json", "github-matrix", "mermaid", "dot")
     if output_format not in formats:
@@ -487,7 +516,7 @@ def plan_command(
     if as_json:
         output_format = "json"
     project = _project()
-    plans = guarded(lambda: plan_images(project, list(images or []), docker_client()))
+    plans = guarded(lambda: plan_images(connect(), project, list(images or [])))
     if output_format == "json":
         typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
     elif output_format == "github-matrix":
@@ -540,7 +569,7 @@ def history_command(
 
 
 cache_app = typer.Typer(
-    help="The stage cache: one image per role stage, named rolecast-cache/IMAGE:FINGERPRINT.",
+    help="The stage cache: one image per role stage, rolecast-cache/PROJECT/IMAGE:FINGERPRINT.",
     no_args_is_help=True,
 )
 app.add_typer(cache_app, name="cache")
@@ -551,12 +580,12 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
     """List cached stage images with their stage, size and age."""
     import datetime as dt
 
-    from .cache import cached_stages
+    from .build.stages import cached_stages
+    from .engines import connect
     from .progress import size_text
-    from .tools import docker_client
 
     project = _project()
-    stages = guarded(lambda: cached_stages(project, docker_client()))
+    stages = guarded(lambda: cached_stages(connect(), project))
     if as_json:
         typer.echo(json.dumps([s.as_dict() for s in stages], indent=2))
         return
@@ -591,17 +620,17 @@ def cache_prune(
     ] = False,
 ) -> None:
     """Remove cached stages that no current fingerprint uses (but the newest --keep)."""
-    from .cache import prune, remove_apt_volumes
+    from .build.stages import prune, remove_apt_volumes
+    from .engines import connect
     from .progress import size_text
-    from .tools import docker_client
 
     project = _project()
-    removed, kept = guarded(lambda: prune(project, docker_client(), keep, dry_run))
+    removed, kept = guarded(lambda: prune(connect(), project, keep, dry_run))
     verb = "would remove" if dry_run else "removed"
     for stage in removed:
         out.print(f"{verb} {stage.reference} ({stage.stage})", markup=False, highlight=False)
     if volumes:
-        for name in guarded(lambda: remove_apt_volumes(project, docker_client(), dry_run)):
+        for name in guarded(lambda: remove_apt_volumes(connect(), project, dry_run)):
             out.print(f"{verb} volume {name}", markup=False, highlight=False)
     total = sum(s.size for s in removed)
     out.print(

@@ -79,7 +79,10 @@ class CommandTimeoutError(RolecastError):
 
 
 class BuildFailedError(RolecastError):
-    """An image build failed; the message names the image, step and log."""
+    """An image build failed; the message names the image, step and log. `report` is the
+    build report of the run it ended (the other images' results), when there is one."""
+
+    report: object = None
 
 
 class InterruptedBuildError(RolecastError):

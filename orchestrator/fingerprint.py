@@ -8,14 +8,13 @@ the one before, as in a layer cache. Comparing two manifests says what changed f
 
 from __future__ import annotations
 
-import hashlib
 import json
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .digests import digest, file_digest, value_digest
 from .project import Project, ResolvedImage, Role
 from .spec import RoleRef
 from .tools import package_version
@@ -25,20 +24,6 @@ from .variables import WORD, Variables, inventory_variables, mapping_variables, 
 RENDER_VERSION = "2"
 IGNORED_DIRS = frozenset({".git", "molecule", "tests", "__pycache__"})
 IGNORED_SUFFIXES = (".md", ".pyc")
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def value_digest(value: Any) -> str:
-    return digest(json.dumps(value, sort_keys=True, default=str).encode())
-
-
-def file_digest(path: Path) -> str:
-    """Content and permission bits, never the mtime."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    return digest(f"{mode:o}\0".encode() + path.read_bytes())
 
 
 def tree_files(top: Path) -> list[Path]:

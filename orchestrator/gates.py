@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import render
+from .engines import Container, Engine
 from .errors import BuildFailedError, ToolMissingError
 from .project import ResolvedImage
 
@@ -43,22 +44,25 @@ def inventory_text(alias: str, groups: list[str]) -> str:
 
 
 def start_container(
-    client: Any, image_id: str, build_id: str, name: str, run: bool, container: str | None = None
-) -> Any:
+    engine: Engine,
+    image_id: str,
+    build_id: str,
+    name: str,
+    run: bool,
+    container: str | None = None,
+) -> Container:
     """A container of the candidate: its own command when `run`, else a shell that waits."""
     labels = {render.BUILD_LABEL: build_id, render.IMAGE_LABEL: name}
     if run:
-        return client.containers.run(image_id, detach=True, labels=labels, name=container)
-    return client.containers.run(
+        return engine.run(image_id, name=container, labels=labels)
+    return engine.run(
         image_id,
         ["/bin/sh"],
         name=container,
         entrypoint="",
-        detach=True,
-        stdin_open=True,
-        tty=True,
         user="0",
         labels=labels,
+        interactive=True,
     )
 
 
@@ -184,17 +188,17 @@ def changed_tasks(events: list[dict[str, Any]], root: Path) -> list[str]:
     return found
 
 
-def bootstrap(client: Any, container: Any) -> None:
+def bootstrap(container: Container) -> None:
     """Put back what Ansible needs and the clean-up took away (python3-apt)."""
     script = "\n".join(render.bootstrap_script()).replace(render.BOOTSTRAP_RECORD, "/dev/null")
-    code, output = container.exec_run(["/bin/sh", "-c", script], user="0")
+    code, output = container.exec(["/bin/sh", "-c", script], user="0")
     if code != 0:
         tail = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise BuildFailedError(f"could not prepare the container for Ansible: {tail[0]}")
 
 
 def verify(
-    client: Any,
+    engine: Engine,
     image: ResolvedImage,
     image_id: str,
     build_id: str,
@@ -207,10 +211,10 @@ def verify(
     """Run the image's verify checks; BuildFailedError names the first that failed."""
     spec = image.spec.verify
     assert spec is not None
-    container = start_container(client, image_id, build_id, image.slug, spec.run, container_name)
+    container = start_container(engine, image_id, build_id, image.slug, spec.run, container_name)
     try:
         for command in spec.commands:
-            code, output = container.exec_run(["/bin/sh", "-c", command], user="0")
+            code, output = container.exec(["/bin/sh", "-c", command], user="0")
             if code != 0:
                 text = output.decode(errors="replace").strip().splitlines()
                 detail = text[-1] if text else "no output"
@@ -225,11 +229,11 @@ def verify(
             if failed is not None:
                 raise BuildFailedError(f"image {image.name}: verify failed: {failed}")
     finally:
-        container.remove(force=True)
+        container.remove()
 
 
 def idempotence(
-    client: Any,
+    engine: Engine,
     image: ResolvedImage,
     image_id: str,
     build_id: str,
@@ -244,10 +248,10 @@ def idempotence(
     if setup is None:
         raise ToolMissingError(_NO_CONNECTION)
     container = start_container(
-        client, image_id, build_id, image.slug, run=False, container=container_name
+        engine, image_id, build_id, image.slug, run=False, container=container_name
     )
     try:
-        bootstrap(client, container)
+        bootstrap(container)
         events = run_playbook(setup, container.id, playbook, timeout=timeout)
         failed = failure_message(events, root)
         if failed is not None:
@@ -259,7 +263,7 @@ def idempotence(
                 f"second run: {'; '.join(changed)}"
             )
     finally:
-        container.remove(force=True)
+        container.remove()
 
 
 _NO_CONNECTION = (

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .engine import BuildReport, Event
+from .report import BuildReport, Event
 
 
 def describe(event: Event) -> str:

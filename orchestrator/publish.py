@@ -1,9 +1,10 @@
-"""Pushing an image's tags to its registry: credentials, bounded retries, moving tags last.
+"""Pushing to registries: an image's tags (moving tags last), stages for a shared cache, and
+`rolecast push` of the last builds; credentials, bounded retries.
 
 Credentials come from ROLECAST_REGISTRY_USERNAME / ROLECAST_REGISTRY_PASSWORD when both
 are set, else from the Docker config (`~/.docker/config.json` and its credential
 helpers, as `docker push` uses them; `rolecast login` writes it). The password is
-passed to the Docker engine in the API request's auth header, never in an argv, a file
+passed to the engine in the API request's auth header, never in an argv, a file
 of Rolecast's or a log line.
 """
 
@@ -13,14 +14,20 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from .errors import BuildFailedError
+from . import engines
+from .engines import Engine, EngineError
+from .errors import BuildFailedError, RolecastError
+from .project import Project, ResolvedImage
+from .report import BuildReport, Event, ImageResult, OnEvent, Outcome, Phase
 from .spec import names_a_host
+from .state import LastBuild
+from .tags import TagRules
 
 ATTEMPTS = 4
 BACKOFF = 1.0  # seconds before the second attempt; doubles after each
 AUTH_WORDS = ("unauthorized", "authentication required", "no basic auth credentials", "denied")
+Say = Callable[[str], None]
 
 
 class PushError(BuildFailedError):
@@ -72,44 +79,25 @@ def _is_auth_error(message: str) -> bool:
 
 
 def push_one(
-    client: Any,
+    engine: Engine,
     repository: str,
     tag: str,
     *,
     auth: dict[str, str] | None,
-    say: Callable[[str], None],
+    say: Say,
     attempts: int = ATTEMPTS,
     backoff: float = BACKOFF,
 ) -> Pushed:
     """Push one tag; transient failures are retried `attempts` times with backoff, an
     authentication failure is not retried."""
-    from docker.errors import DockerException
-    from requests.exceptions import RequestException
-    from urllib3.exceptions import HTTPError
-
     registry = registry_of(repository)
     reference = f"{repository}:{tag}"
     last = ""
     for attempt in range(1, attempts + 1):
         try:
-            digest = ""
-            stream = client.api.push(
-                repository, tag=tag, stream=True, decode=True, auth_config=auth
-            )
-            for chunk in stream:
-                if "error" in chunk:
-                    raise _StreamError(str(chunk["error"]))
-                digest = str((chunk.get("aux") or {}).get("Digest") or digest)
-            if not digest:
-                raise _StreamError("the registry returned no digest")
-            return Pushed(reference, digest)
-        except _StreamError as exc:
-            last = str(exc)
-        except (DockerException, RequestException, HTTPError, OSError) as exc:
-            # A registry that dies mid-push keeps the engine retrying its layers in
-            # silence: the client's read time-out ends the attempt (urllib3 raises it
-            # unwrapped from a streamed response).
-            last = str(getattr(exc, "explanation", None) or exc) or type(exc).__name__
+            return Pushed(reference, engine.push(repository, tag, auth))
+        except EngineError as exc:
+            last = str(exc) or type(exc).__name__
         if _is_auth_error(last):
             raise PushError(
                 f"push of {reference}: registry {registry} refused the credentials "
@@ -127,12 +115,12 @@ def push_one(
 
 
 def push_image(
-    client: Any,
+    engine: Engine,
     repository: str,
     tags: list[str],
     moving: set[str],
     *,
-    say: Callable[[str], None],
+    say: Say,
     attempts: int = ATTEMPTS,
     backoff: float = BACKOFF,
 ) -> list[Pushed]:
@@ -145,36 +133,86 @@ def push_image(
         say(f"pushing {repository}:{tag}")
         pushed.append(
             push_one(
-                client, repository, tag, auth=auth, say=say, attempts=attempts, backoff=backoff
+                engine, repository, tag, auth=auth, say=say, attempts=attempts, backoff=backoff
             )
         )
     return pushed
 
 
-def login(registry: str, username: str, password: str) -> None:
-    """Check and store credentials with `docker login --password-stdin`: the password goes
-    through a pipe, never an argv; where it is stored is the Docker config's choice (a
-    credential helper when one is configured)."""
-    import subprocess
-
-    from .errors import CommandFailedError
-
-    done = subprocess.run(
-        ["docker", "login", registry, "--username", username, "--password-stdin"],
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
+def publish_image(
+    engine: Engine, image: ResolvedImage, rules: TagRules, fingerprint: str, on_event: OnEvent
+) -> list[dict[str, str]]:
+    """Push every tag of one built image, as the rules resolve them for its fingerprint."""
+    moving: set[str] = set()
+    tags = rules.for_image(image, fingerprint, moving)
+    on_event(Event(image.name, Phase.PUSHING, f"{image.repository} ({', '.join(tags)})"))
+    pushed = push_image(
+        engine,
+        image.repository,
+        tags,
+        moving,
+        say=lambda text: on_event(Event(image.name, Phase.PUSH, text)),
     )
-    if done.returncode != 0:
-        message = " ".join((done.stderr or done.stdout).split())
-        raise CommandFailedError(
-            ["docker", "login", registry], done.returncode, [message[:300]], "docker login"
+    return [p.as_dict() for p in pushed]
+
+
+def share_stages(
+    engine: Engine, stages: list[tuple[str, str, str]], *, say: Say
+) -> tuple[list[str], str | None]:
+    """Push stages to a shared cache: (local reference, shared reference, stage name) each.
+    Returns the names sent, and what stopped the rest (None when all went)."""
+    auth = credentials()
+    sent: list[str] = []
+    for local, remote, name in stages:
+        repository, tag = remote.rsplit(":", 1)
+        try:
+            engine.tag(local, remote)
+            push_one(engine, repository, tag, auth=auth, say=say)
+            sent.append(name)
+        except RolecastError as exc:
+            return sent, str(exc)
+        finally:
+            engine.remove_image(remote)
+    return sent, None
+
+
+def push_last_builds(
+    project: Project, names: list[str], rules: TagRules, on_event: OnEvent
+) -> BuildReport:
+    """`rolecast push`: push the last build of each named image, tags as they resolve now."""
+    selected = project.select(names)
+    for name in selected:
+        rules.for_image(project.images[name], None)  # bad tags fail before any push
+    engine = engines.connect()
+    report = BuildReport()
+    for name in selected:
+        image = project.images[name]
+        last = LastBuild.read(project, image)
+        if last is None or engine.image(last.image_id) is None:
+            raise BuildFailedError(
+                f"image {name}: no build of it in this Docker engine; rolecast build {name} first"
+            )
+        tags = rules.for_image(image, last.fingerprint)
+        for tag in tags:
+            engine.tag(last.image_id, f"{image.repository}:{tag}")
+        pushed = publish_image(engine, image, rules, last.fingerprint, on_event)
+        report.images.append(
+            ImageResult(
+                name=name,
+                result=Outcome.PUSHED,
+                tags=[f"{image.repository}:{t}" for t in tags],
+                image_id=last.image_id,
+                fingerprint=last.fingerprint,
+                pushed=pushed,
+            )
         )
+        on_event(Event(name, Phase.DONE, f"pushed {len(pushed)} tags"))
+    return report
 
 
-class _StreamError(Exception):
-    pass
+def login(registry: str, username: str, password: str) -> None:
+    """Check and store credentials as `docker login` does; the password never in an argv."""
+    engines.connect().login(registry, username, password)
 
 
 def _short(message: str) -> str:

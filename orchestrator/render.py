@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .names import apt_volumes, container_name
 from .spec import ImageConfig
 
 ConnectionKind = Literal["mitogen", "docker", "proxy"]
@@ -27,7 +28,6 @@ RECORDS_DIR = "/var/lib/rolecast-build"
 BOOTSTRAP_RECORD = f"{RECORDS_DIR}/bootstrap"
 SHIMS_RECORD = f"{RECORDS_DIR}/shims"
 SERVICES_RECORD = f"{RECORDS_DIR}/services"
-CACHE_REPOSITORY = "rolecast-cache"
 STAGE_ROLE = "rolecast_stage"
 
 # Build-time stand-ins, installed only where the real thing is missing and removed before
@@ -98,20 +98,6 @@ exit 0
 
 POLICY_RC_D = "#!/bin/sh\n# Rolecast: no service starts while an image is built.\nexit 101\n"
 BUILD_LABEL = "io.rolecast.build"
-CONTAINER_PREFIX = "rolecast-"
-
-
-def container_name(project_id: str, slug: str, build_id: str) -> str:
-    """The name of a build's container: a later build of the image finds the containers a
-    killed build left by it. (Not a label: a container's labels are committed into the image,
-    so containers users run from it would carry them too.)"""
-    return f"{CONTAINER_PREFIX}{project_id}-{slug}-{build_id}"
-
-
-def container_prefix(project_id: str, slug: str) -> str:
-    return f"{CONTAINER_PREFIX}{project_id}-{slug}-"
-
-
 IMAGE_LABEL = "io.rolecast.image"
 # OpenSSH 9 refuses Packer's RSA host key and its scp server without these.
 PROXY_SSH_ARGS = "-o HostKeyAlgorithms=+ssh-rsa -o PubkeyAcceptedKeyTypes=+ssh-rsa"
@@ -224,7 +210,7 @@ def run_command(inp: RenderInput) -> list[str]:
     if inp.apt_cache:
         # Never committed (a volume is not part of the container's filesystem), kept
         # from one build of the image to the next, as a build cache mount is.
-        for volume, path in apt_volumes(inp.name).items():
+        for volume, path in apt_volumes(inp.project_id, inp.name).items():
             argv += ["-v", f"{volume}:{path}"]
     argv += [
         "--label",
@@ -241,17 +227,6 @@ def run_command(inp: RenderInput) -> list[str]:
     if not config_entrypoint:
         argv.append("/bin/sh")
     return argv
-
-
-APT_VOLUME_PREFIX = "rolecast-apt-"
-
-
-def apt_volumes(slug: str) -> dict[str, str]:
-    """The Docker volumes that hold one image's apt lists and package cache while it builds."""
-    return {
-        f"{APT_VOLUME_PREFIX}lists-{slug}": "/var/lib/apt/lists",
-        f"{APT_VOLUME_PREFIX}cache-{slug}": "/var/cache/apt",
-    }
 
 
 def _install_when_missing(command: str, text: str) -> str:
@@ -494,10 +469,6 @@ class StageCommit:
 
 
 PlayItem = tuple[str, dict[str, Any]] | StageCommit
-
-
-def cache_tag(slug: str, fingerprint: str) -> str:
-    return f"{CACHE_REPOSITORY}/{slug}:{fingerprint[:32]}"
 
 
 def generated_playbook(name: str, alias: str, items: list[PlayItem]) -> str:

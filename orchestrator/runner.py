@@ -74,15 +74,49 @@ def run(
     child is interrupted (and cleans up) instead of running on unwatched.
     `pass_fds` are descriptors the child inherits (a lock it holds until it ends).
     """
-    args = [str(a) for a in argv]
-    shown = list(args)
-    log.debug("run: %s", shlex.join(args))
-    if guard is not None:
-        args = guard.command(args)
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    shown = [str(a) for a in argv]
+    log.debug("run: %s", shlex.join(shown))
+    args = guard.command(shown) if guard is not None else list(shown)
     started = time.monotonic()
+    proc = _spawn(args, shown, stdin=stdin, env=env, cwd=cwd, pass_fds=pass_fds)
+    timed_out = threading.Event()
+    timer = threading.Timer(timeout, _expire, (proc, grace, timed_out))
+    timer.daemon = True
+    timer.start()
+    finished = threading.Event()
+    if cancel is not None:
+        threading.Thread(
+            target=_watch_cancel, args=(proc, cancel, finished, grace), daemon=True
+        ).start()
     try:
-        proc = subprocess.Popen(
+        returncode, tail = _drain(proc, on_line, log_file, grace)
+    finally:
+        finished.set()
+        timer.cancel()
+    if cancel is not None and cancel.is_set():
+        raise KeyboardInterrupt
+    if timed_out.is_set():
+        raise CommandTimeoutError(
+            f"{what or shown[0]} did not finish within {timeout:.0f} s and was stopped"
+            + (f"; log: {log_file}" if log_file else "")
+        )
+    result = Result(shown, returncode, tail, time.monotonic() - started)
+    if check and returncode != 0:
+        raise CommandFailedError(shown, returncode, tail, what)
+    return result
+
+
+def _spawn(
+    args: list[str],
+    shown: list[str],
+    *,
+    stdin: IO[bytes] | int | None,
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    pass_fds: Sequence[int],
+) -> subprocess.Popen[str]:
+    try:
+        return subprocess.Popen(
             args,
             stdin=stdin,
             stdout=subprocess.PIPE,
@@ -102,35 +136,40 @@ def run(
             INSTALL_HINTS.get(name, f"{name} is not installed or not on PATH")
         ) from None
 
-    timed_out = threading.Event()
 
-    def expire() -> None:
-        timed_out.set()
-        _stop(proc, signal.SIGTERM, True)
+def _interrupt(proc: subprocess.Popen[str], sig: int, grace: float) -> None:
+    """Signal the child's group, give it `grace` seconds, then kill the group."""
+    _stop(proc, sig, True)
+    if proc.poll() is None:
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
             _stop(proc, signal.SIGKILL, True)
 
-    timer = threading.Timer(timeout, expire)
-    timer.daemon = True
-    timer.start()
-    finished = threading.Event()
 
-    def watch_cancel() -> None:
-        assert cancel is not None
-        while not finished.is_set():
-            if cancel.wait(0.2):
-                _stop(proc, signal.SIGINT, True)
-                if proc.poll() is None:
-                    try:
-                        proc.wait(grace)
-                    except subprocess.TimeoutExpired:
-                        _stop(proc, signal.SIGKILL, True)
-                return
+def _expire(proc: subprocess.Popen[str], grace: float, timed_out: threading.Event) -> None:
+    timed_out.set()
+    _interrupt(proc, signal.SIGTERM, grace)
 
-    if cancel is not None:
-        threading.Thread(target=watch_cancel, daemon=True).start()
+
+def _watch_cancel(
+    proc: subprocess.Popen[str], cancel: threading.Event, finished: threading.Event, grace: float
+) -> None:
+    while not finished.is_set():
+        if cancel.wait(0.2):
+            _interrupt(proc, signal.SIGINT, grace)
+            return
+
+
+def _drain(
+    proc: subprocess.Popen[str],
+    on_line: Callable[[str], None] | None,
+    log_file: Path | None,
+    grace: float,
+) -> tuple[int, list[str]]:
+    """Every line of the child's output to the log and `on_line`; its exit code and the
+    last lines. Interrupted here (Ctrl-C), the child gets SIGINT and `grace` first."""
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     sink = log_file.open("a", encoding="utf-8") if log_file else None
     try:
         assert proc.stdout is not None
@@ -142,32 +181,14 @@ def run(
                 sink.flush()
             if on_line:
                 on_line(line)
-        returncode = proc.wait()
+        return proc.wait(), list(tail)
     except BaseException:
-        _stop(proc, signal.SIGINT, True)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            _stop(proc, signal.SIGKILL, True)
-            proc.wait()
+        _interrupt(proc, signal.SIGINT, grace)
+        proc.wait()
         raise
     finally:
-        finished.set()
-        timer.cancel()
         if sink:
             sink.close()
-    if cancel is not None and cancel.is_set():
-        raise KeyboardInterrupt
-    duration = time.monotonic() - started
-    if timed_out.is_set():
-        raise CommandTimeoutError(
-            f"{what or shown[0]} did not finish within {timeout:.0f} s and was stopped"
-            + (f"; log: {log_file}" if log_file else "")
-        )
-    result = Result(shown, returncode, list(tail), duration)
-    if check and returncode != 0:
-        raise CommandFailedError(shown, returncode, list(tail), what)
-    return result
 
 
 def capture(argv: Sequence[str | Path], *, timeout: float = 30.0) -> str | None:

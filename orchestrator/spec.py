@@ -476,13 +476,14 @@ def find_spec_file(root: Path, file: Path | None) -> Path:
 def load_spec(root: Path, file: Path | None = None) -> LoadedSpec:
     """Read and validate the spec; raises SpecError with one located line per problem."""
     path = find_spec_file(root, file)
-    display = _display(path, root)
+    display = display_path(path, root)
     doc = load_yaml(path, display)
     spec = parse_spec(doc)
     return LoadedSpec(spec=spec, path=path, root=root, doc=doc)
 
 
-def _display(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
+    """A file as messages name it: from the current directory, else from the project."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 
 from .errors import UsageError
+from .project import ResolvedImage
 from .runner import capture
 from .spec import TAG_RE
 
@@ -139,3 +140,33 @@ def resolve_tags(
             "add a tag template such as '{{ version }}'"
         )
     return out
+
+
+UNBUILT_FINGERPRINT = "0" * 64  # what `{{ fingerprint }}` sees of an image never built
+
+
+@dataclass(frozen=True)
+class TagRules:
+    """What an image's tags are resolved with in one run: the version, the extra `--tag`
+    templates, the commit and the time the run started."""
+
+    version: str | None = None
+    extra: tuple[str, ...] = ()
+    git: GitInfo = GitInfo()
+    now: dt.datetime = dt.datetime.fromtimestamp(0, dt.UTC)
+
+    def for_image(
+        self, image: ResolvedImage, fingerprint: str | None, moving: set[str] | None = None
+    ) -> list[str]:
+        """The image's tags; before its fingerprint is known (`None`), `{{ fingerprint }}`
+        resolves to a placeholder, so that every tag is checked before any work."""
+        extra = [f"{t}-{image.variant}" if image.variant else t for t in self.extra]
+        return resolve_tags(
+            [*image.tags, *extra],
+            version=self.version,
+            git=self.git,
+            now=self.now,
+            image=image.name,
+            fingerprint=fingerprint or UNBUILT_FINGERPRINT,
+            moving=moving,
+        )

@@ -8,9 +8,9 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import __version__
+from .engines import engine_version
 from .errors import ToolMissingError
 from .runner import INSTALL_HINTS, capture
 
@@ -29,33 +29,6 @@ def packer_version() -> tuple[int, ...] | None:
     out = capture(["packer", "version"], timeout=20)
     match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out or "")
     return tuple(int(p) for p in match.groups()) if match else None
-
-
-def docker_client(timeout: int = 60) -> Any:
-    """A Docker SDK client for DOCKER_HOST or the default socket; ToolMissingError if none."""
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except DockerException as exc:
-        raise ToolMissingError(
-            "no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): start dockerd "
-            f"(see README, Setup); {str(exc).splitlines()[0][:200]}"
-        ) from None
-    return client
-
-
-def docker_engine_version() -> str | None:
-    try:
-        client = docker_client(timeout=5)
-    except ToolMissingError:
-        return None
-    try:
-        return str(client.version().get("Version"))
-    finally:
-        client.close()
 
 
 def require(program: str) -> str:
@@ -93,7 +66,7 @@ def versions() -> Versions:
         ansible_core=package_version("ansible-core"),
         mitogen=package_version("mitogen"),
         packer=".".join(map(str, packer)) if packer else None,
-        docker_engine=docker_engine_version(),
+        docker_engine=engine_version(),
     )
 
 

@@ -11,17 +11,16 @@ read it and the stages after it; a variable no role reads rebuilds nothing.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
-import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .digests import file_digest, value_digest
+from .project.inventory import load_inventory
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DYNAMIC = re.compile(
@@ -64,13 +63,6 @@ class Variables:
         return [d for d in self.definitions if d.name in wanted]
 
 
-def _digest(value: Any) -> str:
-    import hashlib
-
-    text = json.dumps(value, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _words(value: Any) -> frozenset[str]:
     return frozenset(WORD.findall(json.dumps(value, default=str)))
 
@@ -105,34 +97,13 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-# Redirecting stdout swaps sys.stdout for the whole process: one thread at a time, or
-# two overlapping redirections leave a StringIO in place of the real stdout.
-_QUIET = threading.Lock()
-
-
-@lru_cache(maxsize=32)
-def _load(inventory: str) -> Any:
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-
-    sink = io.StringIO()
-    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
-        return InventoryManager(loader=DataLoader(), sources=[inventory])
-
-
-def _manager(inventory: str) -> Any:
-    with _QUIET:
-        return _load(inventory)
-
-
-def inventory_manager(inventory: Path) -> Any:
-    """Ansible's InventoryManager for this inventory, read once per process, quietly."""
-    return _manager(str(inventory))
+def _manager(inventory: Path) -> Any:
+    return load_inventory(inventory).manager
 
 
 def _host_groups(inventory: Path, host: str | None, groups: tuple[str, ...]) -> list[Any]:
     """The inventory groups (ancestors included) the build host belongs to."""
-    manager = _manager(str(inventory))
+    manager = _manager(inventory)
     found: dict[str, Any] = {}
     entry = manager.get_host(host) if host else None
     starting = list(entry.get_groups()) if entry is not None else []
@@ -150,7 +121,7 @@ def inventory_variables(
     inventory: Path, root: Path, host: str | None, groups: tuple[str, ...]
 ) -> Variables:
     """Every variable the inventory gives the build host: inline, group_vars, host_vars."""
-    manager = _manager(str(inventory))
+    manager = _manager(inventory)
     base = inventory if inventory.is_dir() else inventory.parent
     shown = _rel(inventory, root)
     definitions: list[Definition] = []
@@ -159,7 +130,7 @@ def inventory_variables(
 
     def add(source: str, data: dict[str, Any]) -> None:
         for name, value in data.items():
-            definitions.append(Definition(source, str(name), _digest(value), _words(value)))
+            definitions.append(Definition(source, str(name), value_digest(value), _words(value)))
 
     structure = {
         "group_names": sorted(g.name for g in member_of if g.name not in ("all", "ungrouped")),
@@ -182,8 +153,6 @@ def inventory_variables(
 
 
 def _read_vars_file(path: Path, root: Path, add: Any, opaque: dict[str, str]) -> None:
-    from .fingerprint import file_digest
-
     raw = path.read_bytes()
     shown = _rel(path, root)
     if raw.lstrip().startswith(b"$ANSIBLE_VAULT"):
@@ -204,7 +173,7 @@ def _read_vars_file(path: Path, root: Path, add: Any, opaque: dict[str, str]) ->
 
 def mapping_variables(source: str, data: dict[str, Any]) -> list[Definition]:
     """Definitions from a mapping the spec gives (an image's `vars:`)."""
-    return [Definition(source, str(k), _digest(v), _words(v)) for k, v in data.items()]
+    return [Definition(source, str(k), value_digest(v), _words(v)) for k, v in data.items()]
 
 
 def text_words(paths: list[Path]) -> tuple[frozenset[str], bool]:

@@ -133,9 +133,8 @@ class _TooBig(Exception):
     pass
 
 
-def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
-    """Load one YAML document; every failure is a SpecError that names file, line and column."""
-    name = display or str(path)
+def _read_text(path: Path, name: str) -> str:
+    """The file as UTF-8 text of at most MAX_BYTES."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -149,13 +148,17 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
             [Problem(name, None, None, "", f"file is {len(raw)} bytes; a spec is at most 1 MiB")]
         )
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(
             [Problem(name, None, None, "", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]
         ) from None
+
+
+def _compose(text: str, name: str) -> yaml.Node | None:
+    """The YAML node tree; a syntax error names its line and column."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
         raise SpecError(
             [Problem(name, None, None, "", "nested too deeply to read; a spec nests a few levels")]
@@ -178,27 +181,14 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
     except yaml.YAMLError as exc:
         reason = str(exc).splitlines()[0]
         raise SpecError([Problem(name, None, None, "", f"invalid YAML: {reason}")]) from None
-    doc = YamlDocument(file=name, data=None)
-    if node is None:
-        return doc
-    problems: list[Problem] = []
-    try:
-        _walk(node, (), doc, problems, _Budget())
-    except _TooBig:
-        raise SpecError(
-            [Problem(name, 1, 1, "", f"more than {MAX_NODES} YAML nodes; is an alias exploding?")]
-        ) from None
-    except _Unreadable as exc:
-        mark = exc.node.start_mark
-        raise SpecError(
-            [Problem(name, mark.line + 1, mark.column + 1, "", f"invalid YAML: {exc.message}")]
-        ) from None
-    if problems:
-        raise SpecError(problems)
+
+
+def _construct(text: str, node: yaml.Node, name: str) -> Any:
+    """Python values of a checked node tree; a value Python refuses is an input error."""
     try:
         loader = yaml.SafeLoader(text)
         try:
-            doc.data = loader.construct_document(node)
+            return loader.construct_document(node)
         finally:
             loader.dispose()
     except (ValueError, OverflowError, RecursionError) as exc:
@@ -220,4 +210,29 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
                 )
             ]
         ) from None
+
+
+def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
+    """Load one YAML document; every failure is a SpecError that names file, line and column."""
+    name = display or str(path)
+    text = _read_text(path, name)
+    node = _compose(text, name)
+    doc = YamlDocument(file=name, data=None)
+    if node is None:
+        return doc
+    problems: list[Problem] = []
+    try:
+        _walk(node, (), doc, problems, _Budget())
+    except _TooBig:
+        raise SpecError(
+            [Problem(name, 1, 1, "", f"more than {MAX_NODES} YAML nodes; is an alias exploding?")]
+        ) from None
+    except _Unreadable as exc:
+        mark = exc.node.start_mark
+        raise SpecError(
+            [Problem(name, mark.line + 1, mark.column + 1, "", f"invalid YAML: {exc.message}")]
+        ) from None
+    if problems:
+        raise SpecError(problems)
+    doc.data = _construct(text, node, name)
     return doc

@@ -177,12 +177,12 @@ def test_render_prints_a_template(cli: Any, project_copy: Path) -> None:
 def test_build_with_an_invalid_extra_tag_exits_2_before_any_work(
     cli: Any, monkeypatch: Any
 ) -> None:
-    import orchestrator.engine as engine
+    from orchestrator.build import preflight
 
     def no_tools() -> None:
         raise AssertionError("tools were checked before the tags")
 
-    monkeypatch.setattr(engine.Builder, "check_tools", lambda self: no_tools())
+    monkeypatch.setattr(preflight, "check_tools", no_tools)
     result = cli("build", "--plain", "--tag", "rc {{ version }}", "--version", "1.0.0")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
@@ -193,12 +193,12 @@ def test_build_with_an_invalid_extra_tag_exits_2_before_any_work(
 def test_push_with_an_invalid_version_exits_2_before_looking_for_images(
     cli: Any, project_copy: Path, monkeypatch: Any
 ) -> None:
-    import orchestrator.engine as engine
+    from orchestrator import engines
 
     def engine_reached() -> None:
         raise AssertionError("the engine was asked before the tags were checked")
 
-    monkeypatch.setattr(engine, "docker_client", lambda: engine_reached())
+    monkeypatch.setattr(engines, "connect", lambda: engine_reached())
     spec = project_copy / "rolecast.yml"
     spec.write_text(spec.read_text().replace("tags: [latest]", "tags: ['{{ version }}']"))
     result = cli("-C", str(project_copy), "push", "--version", "1.0 beta", "base")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -241,3 +242,38 @@ def test_a_role_that_is_a_symlink_out_of_the_project_is_followed(tmp_path: Path)
     )
     project = load_project(root)
     assert [r.name for r in project.images["x"].role_closure] == ["common"]
+
+
+BROKEN_INVENTORIES = {
+    "bad-yaml": "tests/data/inventories/bad-yaml/inventory/hosts.yml:6:13: ",
+    "bad-ini": "tests/data/inventories/bad-ini/inventory/hosts:3: ",
+    "cfg-missing": "tests/data/inventories/cfg-missing/ansible.cfg:3 inventory: ",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_INVENTORIES))
+def test_validate_names_a_broken_inventory_with_ansibles_message(cli: Any, name: str) -> None:
+    result = cli("-C", f"tests/data/inventories/{name}", "validate")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(BROKEN_INVENTORIES[name])
+    if name == "cfg-missing":
+        assert "./inventories/staging not found" in line
+        assert "Ansible would be unable to parse it as an inventory source" in line
+    else:
+        assert "Ansible cannot parse this inventory" in line
+        spec = f"tests/data/inventories/{name}/rolecast.yml"
+        assert line.endswith(f"(inventory set at {spec}:2:12 inventory)")
+    assert (
+        "Expected key=value host variable assignment, got: ansible_port" in line
+        or name != "bad-ini"
+    )
+
+
+def test_a_broken_inventory_fails_validate_even_when_no_image_names_a_group(tmp_path: Path) -> None:
+    (tmp_path / "roles").mkdir()
+    (tmp_path / "hosts").write_text("[web\nweb1\n")
+    spec = "version: 1\ninventory: hosts\nimages:\n  a:\n    from: debian:12\n"
+    message = spec_error(tmp_path, spec)
+    assert message.startswith("hosts: Ansible cannot parse this inventory (ini plugin): ")
+    assert message.endswith("(inventory set at rolecast.yml:2:12 inventory)")

@@ -209,10 +209,12 @@ def test_cleanup_script_follows_the_config() -> None:
     assert "rm -rf /tmp/* /var/tmp/*" in on_volumes
 
 
-def test_apt_cache_volumes_are_the_images_own() -> None:
-    run = render.run_command(make_input(apt_cache=True))
-    assert run[run.index("rolecast-apt-lists-web:/var/lib/apt/lists") - 1] == "-v"
-    assert "rolecast-apt-cache-web:/var/cache/apt" in run
+def test_apt_cache_volumes_are_the_images_own_in_its_project() -> None:
+    run = render.run_command(make_input(apt_cache=True, project_id="0123456789abcdef"))
+    assert run[run.index("rolecast-apt-lists-0123456789abcdef-web:/var/lib/apt/lists") - 1] == "-v"
+    assert "rolecast-apt-cache-0123456789abcdef-web:/var/cache/apt" in run
+    other = render.run_command(make_input(apt_cache=True, project_id="fedcba9876543210"))
+    assert not set(run) & {a for a in other if "rolecast-apt" in a}
     assert not any("rolecast-apt" in a for a in render.run_command(make_input()))
 
 

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import pytest
 
-from orchestrator.render import container_prefix
+from orchestrator.names import container_prefix
 
 from ..conftest import DATA
 from .helpers import (

@@ -1,0 +1,49 @@
+"""The container engine behind one small interface, and the factory that picks one.
+
+Every call Rolecast makes to an engine (images, containers, exec, tag, pull/push, volumes,
+events, registry login) is a method of `Engine` (`interface.py`). The build, the stage
+cache, the gates and publish speak only to this interface; `docker.py` is the Docker
+implementation (a remote engine of `-H` is the same one with another host). Another engine
+kind is one more module here, returned by `connect`.
+"""
+
+from __future__ import annotations
+
+from .interface import (
+    Auth,
+    Container,
+    ContainerInfo,
+    Engine,
+    EngineError,
+    EventStream,
+    ImageInfo,
+)
+
+__all__ = [
+    "Auth",
+    "Container",
+    "ContainerInfo",
+    "Engine",
+    "EngineError",
+    "EventStream",
+    "ImageInfo",
+    "connect",
+    "engine_version",
+]
+
+
+def connect(timeout: int = 60) -> Engine:
+    """The engine of DOCKER_HOST or the local socket; ToolMissingError if none answers."""
+    from .docker import DockerEngine
+
+    return DockerEngine.connect(timeout)
+
+
+def engine_version() -> str | None:
+    """The engine's version, or None when none answers (for `rolecast --version`)."""
+    from ..errors import ToolMissingError
+
+    try:
+        return connect(timeout=5).version()
+    except ToolMissingError:
+        return None

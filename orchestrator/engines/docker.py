@@ -1,0 +1,289 @@
+"""The Docker engine, through the Docker SDK for Python; the docker CLI where a program
+outside Rolecast's process needs it (login, import, the guard's clean-up).
+
+The only module that imports the SDK: its exceptions end here, as EngineError with the
+engine's own reason, or as "absent" (None, False) where absence is an answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import DockerException, ImageNotFound, NotFound
+from requests.exceptions import RequestException
+from urllib3.exceptions import HTTPError
+
+from ..errors import CommandFailedError, ToolMissingError
+from ..runner import run
+from .interface import Auth, ContainerInfo, EngineError, EventStream, ImageInfo
+
+FAILURES = (DockerException, RequestException, HTTPError, OSError)
+DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc)
+    return text.splitlines()[0][:300] if text.strip() else type(exc).__name__
+
+
+def _created(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text[:26].rstrip("Z")).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return dt.datetime.fromtimestamp(0, dt.UTC)
+
+
+def _info(image: Any) -> ImageInfo:
+    attrs = image.attrs or {}
+    config = attrs.get("Config") or {}
+    return ImageInfo(
+        id=str(image.id),
+        tags=list(image.tags),
+        size=int(attrs.get("Size") or 0),
+        created=_created(str(attrs.get("Created") or "")),
+        entrypoint=config.get("Entrypoint") or None,
+        cmd=config.get("Cmd") or None,
+        user=config.get("User") or "",
+        labels=dict(config.get("Labels") or {}),
+    )
+
+
+class _StreamError(Exception):
+    pass
+
+
+class DockerContainer:
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    @property
+    def id(self) -> str:
+        return str(self._container.id)
+
+    def exec(self, argv: list[str], user: str = "0") -> tuple[int, bytes]:
+        try:
+            code, output = self._container.exec_run(argv, user=user)
+        except FAILURES as exc:
+            raise EngineError(f"exec in container {self.id[:12]}: {_reason(exc)}") from None
+        return int(code), bytes(output or b"")
+
+    def remove(self) -> None:
+        try:
+            self._container.remove(force=True)
+        except NotFound:
+            pass
+        except FAILURES as exc:
+            raise EngineError(f"remove container {self.id[:12]}: {_reason(exc)}") from None
+
+
+class DockerEngine:
+    """A Docker engine: DOCKER_HOST (unix, tcp with Docker's TLS variables, ssh) or the
+    local socket."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, timeout: int = 60) -> DockerEngine:
+        try:
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        except DockerException as exc:
+            raise ToolMissingError(
+                "no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): start dockerd "
+                f"(see README, Setup); {str(exc).splitlines()[0][:200]}"
+            ) from None
+        return cls(client)
+
+    @property
+    def address(self) -> str:
+        return os.environ.get("DOCKER_HOST") or DEFAULT_ADDRESS
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except FAILURES:
+            return False
+
+    def version(self) -> str | None:
+        try:
+            return str(self.client.version().get("Version"))
+        except FAILURES:
+            return None
+
+    # -- images --------------------------------------------------------------------------
+    def image(self, reference: str) -> ImageInfo | None:
+        try:
+            return _info(self.client.images.get(reference))
+        except ImageNotFound:
+            return None
+        except FAILURES as exc:
+            raise EngineError(f"image {reference}: {_reason(exc)}") from None
+
+    def images(self, repository: str | None = None) -> list[ImageInfo]:
+        try:
+            found = self.client.images.list(name=repository) if repository else None
+            return [_info(i) for i in (found if found is not None else self.client.images.list())]
+        except FAILURES as exc:
+            raise EngineError(f"listing images: {_reason(exc)}") from None
+
+    def tag(self, source: str, target: str) -> None:
+        repository, tag = target.rsplit(":", 1)
+        try:
+            self.client.images.get(source).tag(repository, tag)
+        except FAILURES as exc:
+            raise EngineError(f"tag {target}: {_reason(exc)}") from None
+
+    def remove_image(self, reference: str) -> bool:
+        try:
+            self.client.images.remove(reference, force=False, noprune=False)
+        except FAILURES:
+            return False
+        return True
+
+    def import_rootfs(
+        self, rootfs: Path, reference: str, changes: list[str], *, timeout: float, log: Path | None
+    ) -> None:
+        argv = ["docker", "import"]
+        for change in changes:
+            argv += ["--change", change]
+        with subprocess.Popen(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
+        ) as tar:
+            run(
+                [*argv, "-", reference],
+                stdin=tar.stdout,
+                timeout=timeout,
+                log_file=log,
+                what=f"docker import of {reference}",
+            )
+
+    # -- registries ------------------------------------------------------------------------
+    def pull(self, reference: str, auth: Auth = None) -> None:
+        try:
+            self.client.images.pull(reference, auth_config=auth)
+        except FAILURES as exc:
+            raise EngineError(_reason(exc)) from None
+
+    def registry_has(self, reference: str, auth: Auth = None) -> bool:
+        try:
+            self.client.images.get_registry_data(reference, auth_config=auth)
+        except FAILURES:
+            return False  # not there, or the registry cannot say
+        return True
+
+    def push(self, repository: str, tag: str, auth: Auth = None) -> str:
+        try:
+            digest = ""
+            stream = self.client.api.push(
+                repository, tag=tag, stream=True, decode=True, auth_config=auth
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    raise _StreamError(str(chunk["error"]))
+                digest = str((chunk.get("aux") or {}).get("Digest") or digest)
+        except _StreamError as exc:
+            raise EngineError(str(exc)) from None
+        except FAILURES as exc:
+            # A registry that dies mid-push keeps the engine retrying its layers in
+            # silence: the client's read time-out ends the attempt (urllib3 raises it
+            # unwrapped from a streamed response).
+            raise EngineError(_reason(exc)) from None
+        if not digest:
+            raise EngineError("the registry returned no digest")
+        return digest
+
+    def login(self, registry: str, username: str, password: str) -> None:
+        """`docker login --password-stdin`: the password goes through a pipe, never an argv;
+        where it is stored is the Docker config's choice (a credential helper, if set)."""
+        done = subprocess.run(
+            ["docker", "login", registry, "--username", username, "--password-stdin"],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            message = " ".join((done.stderr or done.stdout).split())
+            raise CommandFailedError(
+                ["docker", "login", registry], done.returncode, [message[:300]], "docker login"
+            )
+
+    # -- containers ----------------------------------------------------------------------
+    def run(
+        self,
+        image: str,
+        command: list[str] | None = None,
+        *,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
+        entrypoint: str | None = None,
+        user: str | None = None,
+        interactive: bool = False,
+    ) -> DockerContainer:
+        options: dict[str, Any] = {"detach": True, "name": name, "labels": labels or {}}
+        if entrypoint is not None:
+            options["entrypoint"] = entrypoint
+        if user is not None:
+            options["user"] = user
+        if interactive:
+            options |= {"stdin_open": True, "tty": True}
+        try:
+            return DockerContainer(self.client.containers.run(image, command, **options))
+        except FAILURES as exc:
+            raise EngineError(f"run a container of {image[:19]}: {_reason(exc)}") from None
+
+    def containers(
+        self, *, name_prefix: str | None = None, label: str | None = None
+    ) -> list[ContainerInfo]:
+        filters = {"name": name_prefix} if name_prefix else {}
+        if label:
+            filters["label"] = label
+        try:
+            found = self.client.containers.list(all=True, filters=filters)
+        except FAILURES as exc:
+            raise EngineError(f"listing containers: {_reason(exc)}") from None
+        return [
+            ContainerInfo(str(c.id), str(c.name))
+            for c in found
+            # the name filter matches anywhere in the name
+            if name_prefix is None or str(c.name).startswith(name_prefix)
+        ]
+
+    def remove_container(self, name_or_id: str) -> None:
+        try:
+            self.client.containers.get(name_or_id).remove(force=True)
+        except NotFound:
+            pass
+        except FAILURES as exc:
+            raise EngineError(f"remove container {name_or_id}: {_reason(exc)}") from None
+
+    def removal_command(self, name: str) -> list[str]:
+        return ["docker", "rm", "-f", name]
+
+    # -- volumes and events ----------------------------------------------------------------
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self.client.volumes.get(name)
+        except FAILURES:
+            return False
+        return True
+
+    def remove_volume(self, name: str) -> bool:
+        try:
+            self.client.volumes.get(name).remove()
+        except FAILURES:
+            return False  # absent, or in use by a running build
+        return True
+
+    def events(self, filters: dict[str, Any]) -> EventStream:
+        try:
+            stream: EventStream = self.client.events(decode=True, filters=filters)
+        except FAILURES as exc:
+            raise EngineError(f"events: {_reason(exc)}") from None
+        return stream

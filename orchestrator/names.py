@@ -1,0 +1,73 @@
+"""The names Rolecast gives what it leaves in an engine, each scoped by the project's identity.
+
+A project's identity is the first 16 hex digits of sha256("HOSTNAME:PROJECT_ROOT"): two
+checkouts (two directories, or one path on two machines sharing an engine) are two
+projects. Build containers, stage images, gate candidates and apt cache volumes carry it,
+so one project's recovery, `cache prune` or apt lock never touches another's. Stages
+shared through a registry (`--cache-to`) are named by image and fingerprint only: every
+clone of a repository may pull them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+
+CACHE_REPOSITORY = "rolecast-cache"
+CANDIDATE_REPOSITORY = "rolecast-candidate"
+CONTAINER_PREFIX = "rolecast-"
+APT_VOLUME_PREFIX = "rolecast-apt-"
+
+
+def project_identity(root: Path) -> str:
+    text = f"{socket.gethostname()}:{root.resolve()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def container_name(identity: str, slug: str, build_id: str) -> str:
+    """The name of a build's container: a later build of the image finds the containers a
+    killed build left by it. (Not a label: a container's labels are committed into the image,
+    so containers users run from it would carry them too.)"""
+    return f"{CONTAINER_PREFIX}{identity}-{slug}-{build_id}"
+
+
+def container_prefix(identity: str, slug: str) -> str:
+    return f"{CONTAINER_PREFIX}{identity}-{slug}-"
+
+
+def stage_repository(identity: str, slug: str) -> str:
+    return f"{CACHE_REPOSITORY}/{identity}/{slug}"
+
+
+def stage_tag(identity: str, slug: str, fingerprint: str) -> str:
+    """The local image of one stage: `rolecast-cache/IDENTITY/IMAGE:FINGERPRINT`."""
+    return f"{stage_repository(identity, slug)}:{fingerprint[:32]}"
+
+
+def stage_prefix(identity: str) -> str:
+    return f"{CACHE_REPOSITORY}/{identity}/"
+
+
+def legacy_stage_tag(slug: str, fingerprint: str) -> str:
+    """A stage as Rolecast 0.1 named it, before stages were scoped by project."""
+    return f"{CACHE_REPOSITORY}/{slug}:{fingerprint[:32]}"
+
+
+def shared_stage_tag(repository: str, slug: str, fingerprint: str) -> str:
+    """A stage in a registry-shared cache: the same name for every clone of the project."""
+    return f"{repository}:{slug}-{fingerprint[:32]}"
+
+
+def candidate_repository(identity: str, slug: str) -> str:
+    """Where a gated build's commit waits for its gates, before the real tags move."""
+    return f"{CANDIDATE_REPOSITORY}/{identity}/{slug}"
+
+
+def apt_volumes(identity: str, slug: str) -> dict[str, str]:
+    """The volumes that hold one image's apt lists and package cache while it builds."""
+    scope = f"{identity}-{slug}" if identity else slug
+    return {
+        f"{APT_VOLUME_PREFIX}lists-{scope}": "/var/lib/apt/lists",
+        f"{APT_VOLUME_PREFIX}cache-{scope}": "/var/cache/apt",
+    }

@@ -1,0 +1,40 @@
+"""What each image consumes: roles (with meta dependencies), playbook, inventory, parent image.
+
+`model` is what the rest of Rolecast sees (Project, ResolvedImage); `resolver` checks a
+spec against the disk, helped by `roles`, `inventory` and `parents`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..spec import LoadedSpec, load_spec
+from .inventory import InventoryInfo, config_inventory, config_paths, read_inventory
+from .model import GALAXY_DIR, ParentKind, Project, ResolvedImage, Role, base_reference
+from .resolver import Resolver
+from .roles import requirement_roles
+
+__all__ = [
+    "GALAXY_DIR",
+    "InventoryInfo",
+    "ParentKind",
+    "Project",
+    "ResolvedImage",
+    "Role",
+    "base_reference",
+    "config_inventory",
+    "config_paths",
+    "load_project",
+    "read_inventory",
+    "requirement_roles",
+    "resolve",
+]
+
+
+def resolve(loaded: LoadedSpec, inventory: Path | None = None) -> Project:
+    """Check every reference in the spec against the project on disk; SpecError lists them all."""
+    return Resolver(loaded, inventory).resolve()
+
+
+def load_project(root: Path, file: Path | None = None, inventory: Path | None = None) -> Project:
+    return resolve(load_spec(root, file), inventory)

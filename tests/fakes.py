@@ -1,0 +1,196 @@
+"""An in-memory engine behind the `Engine` interface, for unit tests of the build."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engines import Auth, ContainerInfo, EngineError, ImageInfo
+
+_ids = itertools.count(1)
+
+
+def new_id() -> str:
+    return "sha256:" + hashlib.sha256(str(next(_ids)).encode()).hexdigest()
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    name: str
+    labels: dict[str, str]
+    engine: FakeEngine
+
+    def exec(self, argv: list[str], user: str = "0") -> tuple[int, bytes]:
+        self.engine.calls.append(("exec", self.id, " ".join(argv)))
+        return 0, b""
+
+    def remove(self) -> None:
+        self.engine.containers_by_id.pop(self.id, None)
+
+
+@dataclass
+class FakeEngine:
+    """Images by id with their tags; containers; volumes; a registry of pushed tags."""
+
+    images_by_id: dict[str, ImageInfo] = field(default_factory=dict)
+    containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)
+    volumes: set[str] = field(default_factory=set)
+    registry: dict[str, str] = field(default_factory=dict)  # REPO:TAG -> digest
+    push_failures: dict[str, list[str]] = field(default_factory=dict)  # tag -> errors, in turn
+    pullable: set[str] = field(default_factory=set)
+    answers: bool = True
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return "unix:///fake.sock"
+
+    # -- helpers for tests ---------------------------------------------------------------
+    def add_image(self, *tags: str, **config: Any) -> str:
+        image_id = new_id()
+        self.images_by_id[image_id] = ImageInfo(
+            id=image_id, tags=list(tags), size=1000, created=dt.datetime.now(dt.UTC), **config
+        )
+        return image_id
+
+    def tags(self) -> set[str]:
+        return {t for i in self.images_by_id.values() for t in i.tags}
+
+    def _find(self, reference: str) -> ImageInfo | None:
+        if reference in self.images_by_id:
+            return self.images_by_id[reference]
+        return next((i for i in self.images_by_id.values() if reference in i.tags), None)
+
+    # -- Engine ----------------------------------------------------------------------------
+    def ping(self) -> bool:
+        return self.answers
+
+    def version(self) -> str | None:
+        return "fake"
+
+    def image(self, reference: str) -> ImageInfo | None:
+        self.calls.append(("image", reference))
+        return self._find(reference)
+
+    def images(self, repository: str | None = None) -> list[ImageInfo]:
+        if repository is None:
+            return list(self.images_by_id.values())
+        return [
+            replace(i, tags=[t for t in i.tags if t.rsplit(":", 1)[0] == repository])
+            for i in self.images_by_id.values()
+            if any(t.rsplit(":", 1)[0] == repository for t in i.tags)
+        ]
+
+    def tag(self, source: str, target: str) -> None:
+        found = self._find(source)
+        if found is None:
+            raise EngineError(f"No such image: {source}")
+        for other in self.images_by_id.values():
+            if target in other.tags:
+                other.tags.remove(target)
+        found.tags.append(target)
+
+    def remove_image(self, reference: str) -> bool:
+        found = self._find(reference)
+        if found is None:
+            return False
+        if reference in found.tags:
+            found.tags.remove(reference)
+            if found.tags:
+                return True
+        elif found.tags and len(found.tags) > 1:
+            return False
+        del self.images_by_id[found.id]
+        return True
+
+    def import_rootfs(
+        self, rootfs: Path, reference: str, changes: list[str], *, timeout: float, log: Path | None
+    ) -> None:
+        self.add_image(reference)
+
+    def pull(self, reference: str, auth: Auth = None) -> None:
+        self.calls.append(("pull", reference))
+        if reference not in self.pullable and reference not in self.registry:
+            raise EngineError("repository does not exist")
+        if self._find(reference) is None:
+            self.add_image(reference)
+
+    def registry_has(self, reference: str, auth: Auth = None) -> bool:
+        return reference in self.registry
+
+    def push(self, repository: str, tag: str, auth: Auth = None) -> str:
+        self.calls.append(("push", f"{repository}:{tag}"))
+        failures = self.push_failures.get(tag, [])
+        if failures:
+            raise EngineError(failures.pop(0))
+        found = self._find(f"{repository}:{tag}")
+        if found is None:
+            raise EngineError(f"tag does not exist: {repository}:{tag}")
+        digest = "sha256:" + hashlib.sha256(found.id.encode()).hexdigest()
+        self.registry[f"{repository}:{tag}"] = digest
+        return digest
+
+    def login(self, registry: str, username: str, password: str) -> None:
+        self.calls.append(("login", registry, username))
+
+    def run(
+        self,
+        image: str,
+        command: list[str] | None = None,
+        *,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
+        entrypoint: str | None = None,
+        user: str | None = None,
+        interactive: bool = False,
+    ) -> FakeContainer:
+        container_id = new_id()[7:]
+        container = FakeContainer(container_id, name or container_id[:12], labels or {}, self)
+        self.containers_by_id[container_id] = container
+        return container
+
+    def containers(
+        self, *, name_prefix: str | None = None, label: str | None = None
+    ) -> list[ContainerInfo]:
+        found = []
+        for c in self.containers_by_id.values():
+            if name_prefix is not None and not c.name.startswith(name_prefix):
+                continue
+            if label is not None and label not in [f"{k}={v}" for k, v in c.labels.items()]:
+                continue
+            found.append(ContainerInfo(c.id, c.name))
+        return found
+
+    def remove_container(self, name_or_id: str) -> None:
+        for key, c in list(self.containers_by_id.items()):
+            if name_or_id in (c.id, c.name):
+                del self.containers_by_id[key]
+
+    def removal_command(self, name: str) -> list[str]:
+        return ["true", name]
+
+    def volume_exists(self, name: str) -> bool:
+        return name in self.volumes
+
+    def remove_volume(self, name: str) -> bool:
+        if name not in self.volumes:
+            return False
+        self.volumes.remove(name)
+        return True
+
+    def events(self, filters: dict[str, Any]) -> FakeEvents:
+        return FakeEvents()
+
+
+class FakeEvents:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(())
+
+    def close(self) -> None:
+        return None

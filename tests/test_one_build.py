@@ -1,0 +1,239 @@
+"""One image's build through every phase, with the engine and Packer faked: what it runs,
+what it reuses, what it records (once), and what it leaves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.build import build_images, packer, preflight
+from orchestrator.build.context import BuildOptions, Context
+from orchestrator.build.image import build_image
+from orchestrator.errors import BuildFailedError, CommandFailedError
+from orchestrator.history import History
+from orchestrator.names import stage_prefix
+from orchestrator.project import Project, load_project
+from orchestrator.report import Event
+from orchestrator.state import LastBuild
+from orchestrator.tags import TagRules
+
+from .fakes import FakeEngine
+
+SPEC = """\
+version: 1
+defaults:
+  registry: example.test/team
+  tags: [latest]
+images:
+  app:
+    from: example/base:1
+    roles: [one, two]
+  child:
+    from: app
+    roles: [three]
+"""
+
+
+def write_project(root: Path) -> Path:
+    for role in ("one", "two", "three"):
+        tasks = root / "roles" / role / "tasks"
+        tasks.mkdir(parents=True)
+        (tasks / "main.yml").write_text(f"- name: Write {role}\n  ansible.builtin.debug: {{}}\n")
+    (root / "rolecast.yml").write_text(SPEC)
+    return root
+
+
+class FakePacker:
+    """Plays Packer for `runner.run`: reads the rendered template and playbook, says what
+    Packer says, commits stages and the image into the fake engine, tags as the
+    post-processor does, and leaves no container."""
+
+    def __init__(self, engine: FakeEngine, fail_role: str | None = None) -> None:
+        self.engine = engine
+        self.fail_role = fail_role
+        self.sources: list[str] = []
+        self.roles: list[list[str]] = []
+
+    def __call__(
+        self, argv: list[str], *, on_line: Callable[[str], None], cwd: Path, **_: Any
+    ) -> None:
+        template = json.loads((cwd / "template.pkr.json").read_text())
+        ((name, source),) = template["source"]["docker"].items()
+        self.sources.append(source["image"])
+        build = template["build"]
+        prefix = f"    {name}.docker.{name}: "
+
+        def say(text: str) -> None:
+            on_line(prefix + text)
+
+        run = source["run_command"]
+        label = run[run.index("--label") + 1]
+        container = self.engine.run(source["image"], name="packer", labels=dict([label.split("=")]))
+        say("==> Starting docker container...")
+        ran: list[str] = []
+        if any("ansible" in p for p in build["provisioner"]):
+            say("==> Provisioning with Ansible...")
+            play = json.loads((cwd / "playbook.yml").read_text().split("\n", 1)[1])
+            for entry in play[0]["roles"]:
+                if entry["role"] == "rolecast_stage":
+                    self.engine.add_image(entry["vars"]["rolecast_stage_tag"])
+                    continue
+                ran.append(entry["role"])
+                say(f"TASK [{entry['role']} : Write {entry['role']}] ***")
+                if entry["role"] == self.fail_role:
+                    say(f'fatal: [rolecast-{name}]: FAILED! => {{"msg": "boom"}}')
+                    container.remove()
+                    raise CommandFailedError(argv, 1, ["Build errored"], "packer build")
+        self.roles.append(ran)
+        say("==> Committing the container")
+        post = build["post-processor"][0]["docker-tag"]
+        image_id = self.engine.add_image(*[f"{post['repository']}:{t}" for t in post["tags"]])
+        say(f"Image ID: {image_id}")
+        say("==> Running post-processor: docker-tag")
+        for tag in post["tags"]:
+            say(f"Repository: {post['repository']}:{tag}")
+        container.remove()
+
+
+@pytest.fixture
+def setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Project, FakeEngine, FakePacker]:
+    engine = FakeEngine()
+    engine.add_image("example/base:1", cmd=["/bin/bash"])
+    fake = FakePacker(engine)
+    monkeypatch.setattr(packer, "run", fake)
+    return load_project(write_project(tmp_path)), engine, fake
+
+
+def context(project: Project, engine: FakeEngine, events: list[Event] | None = None) -> Context:
+    rules = TagRules(now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    sink = events.append if events is not None else (lambda event: None)
+    return Context(project, BuildOptions(), engine, sink, rules)
+
+
+def count_state(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Every read and write of an image's last-build state, by image."""
+    seen: dict[str, list[str]] = {"read": [], "write": []}
+    read, write = LastBuild.read.__func__, LastBuild.write  # type: ignore[attr-defined]
+
+    def counted_read(cls: type[LastBuild], project: Project, image: Any) -> LastBuild | None:
+        seen["read"].append(image.name)
+        return read(cls, project, image)  # type: ignore[no-any-return]
+
+    def counted_write(self: LastBuild, project: Project, image: Any) -> None:
+        seen["write"].append(image.name)
+        write(self, project, image)
+
+    monkeypatch.setattr(LastBuild, "read", classmethod(counted_read))
+    monkeypatch.setattr(LastBuild, "write", counted_write)
+    return seen
+
+
+def test_a_new_image_runs_every_stage_and_reads_and_writes_its_state_once(
+    setting: tuple[Project, FakeEngine, FakePacker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, engine, fake = setting
+    seen = count_state(monkeypatch)
+    events: list[Event] = []
+    result = build_image(context(project, engine, events), "app", None)
+    assert result.result == "built"
+    assert result.stages_run == ["image", "role one", "role two", "commit"]
+    assert fake.roles == [["one", "two"]]
+    assert fake.sources == ["example/base:1"]
+    assert seen == {"read": ["app"], "write": ["app"]}
+    assert "example.test/team/app:latest" in engine.tags()
+    assert engine.containers_by_id == {}
+    stages = sorted(t for t in engine.tags() if t.startswith(stage_prefix(project.identity)))
+    assert len(stages) == 3  # image, role one, role two: the commit stage is not cached
+    (record,) = History(project.root).records(["app"])
+    assert (record.result, record.roles_run, record.image_id) == (
+        "built",
+        ["one", "two"],
+        result.image_id,
+    )
+    phases = [e.phase for e in events]
+    assert phases.index("planned") < phases.index("starting") < phases.index("task")
+    assert phases[-1] == "done"
+
+
+def test_nothing_changed_keeps_the_image_and_runs_no_packer(
+    setting: tuple[Project, FakeEngine, FakePacker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, engine, fake = setting
+    first = build_image(context(project, engine), "app", None)
+    seen = count_state(monkeypatch)
+    again = build_image(context(project, engine), "app", None)
+    assert (again.result, again.image_id) == ("fresh", first.image_id)
+    assert len(fake.sources) == 1
+    assert seen == {"read": ["app"], "write": []}
+
+
+def test_a_changed_last_role_resumes_from_the_stage_before_it(
+    setting: tuple[Project, FakeEngine, FakePacker],
+) -> None:
+    project, engine, fake = setting
+    build_image(context(project, engine), "app", None)
+    (project.root / "roles" / "two" / "tasks" / "main.yml").write_text(
+        "- ansible.builtin.meta: noop\n"
+    )
+    result = build_image(context(load_project(project.root), engine), "app", None)
+    assert result.stages_reused == ["image", "role one"]
+    assert result.stages_run == ["role two", "commit"]
+    assert fake.roles[-1] == ["two"]
+    assert fake.sources[-1].startswith(stage_prefix(project.identity) + "app:")
+
+
+def test_a_failed_task_is_named_records_the_failure_and_writes_no_state(
+    setting: tuple[Project, FakeEngine, FakePacker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, engine, fake = setting
+    fake.fail_role = "two"
+    seen = count_state(monkeypatch)
+    with pytest.raises(BuildFailedError) as info:
+        build_image(context(project, engine), "app", None)
+    assert str(info.value).startswith("image app: role two, task 'Write two' failed: boom; log: ")
+    assert seen["write"] == []
+    (record,) = History(project.root).records(["app"])
+    assert (record.result, record.roles_run) == ("failed", ["one", "two"])
+    assert engine.containers_by_id == {}
+    assert "example.test/team/app:latest" not in engine.tags()
+
+
+def test_a_child_starts_from_the_image_its_parent_built_in_the_same_run(
+    setting: tuple[Project, FakeEngine, FakePacker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, engine, fake = setting
+    monkeypatch.setattr(preflight, "check_tools", lambda: (1, 6, 6))
+    report = build_images(
+        project, BuildOptions(jobs=2), lambda event: None, ["child"], TagRules(), lambda: engine
+    )
+    assert [(i.name, i.result) for i in report.images] == [("app", "built"), ("child", "built")]
+    assert fake.sources == ["example/base:1", "example.test/team/app:latest"]
+
+
+def test_two_checkouts_of_one_project_keep_their_stages_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.build.stages import cached_stages, prune
+
+    engine = FakeEngine()
+    engine.add_image("example/base:1")
+    fake = FakePacker(engine)
+    monkeypatch.setattr(packer, "run", fake)
+    one = load_project(write_project(tmp_path / "one"))
+    two = load_project(write_project(tmp_path / "two"))
+    assert one.identity != two.identity
+    build_image(context(one, engine), "app", None)
+    build_image(context(two, engine), "app", None)
+    assert fake.roles == [["one", "two"], ["one", "two"]]  # the second reused nothing
+    theirs = {s.reference for s in cached_stages(engine, two)}
+    (one.root / "roles" / "two" / "tasks" / "main.yml").write_text("- ansible.builtin.meta: noop\n")
+    removed, _ = prune(engine, load_project(one.root))
+    assert removed and all(s.reference.startswith(stage_prefix(one.identity)) for s in removed)
+    assert theirs <= engine.tags()

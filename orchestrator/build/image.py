@@ -1,0 +1,191 @@
+"""One image's build, from its inputs to its result. Each phase is a function named as the
+progress shows it, and hands what it found to the next:
+
+    lock and recover -> parent -> plan -> (fresh: keep) -> stages -> inputs -> packer
+    -> gates -> record -> share stages -> push
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import BuildFailedError
+from ..fingerprint import Manifest
+from ..plan import ImagePlan, assess
+from ..project import ResolvedImage
+from ..publish import publish_image
+from ..report import ImageResult, Outcome, Phase
+from ..state import LastBuild
+from . import stages
+from .context import Context
+from .inputs import BuildInputs, prepare
+from .packer import PackerRun, run_packer
+from .parents import Parent, ensure_parent
+from .recovery import Held, drop_if_unused, image_lock, recover
+from .verify import gated, run_gates
+
+
+def build_image(ctx: Context, name: str, parent_built: ImageResult | None) -> ImageResult:
+    """One image, while holding its lock: what a killed build of it left is cleaned up
+    first; fresh images are kept; others resume from their deepest cached stage."""
+    image = ctx.project.images[name]
+    with image_lock(ctx, image) as lock:
+        held = Held(lock.fd, tuple(recover(ctx, image)))
+        last = LastBuild.read(ctx.project, image)
+        parent = ensure_parent(ctx, image, parent_built)
+        planned, manifest = plan(ctx, image, parent, last)
+        if planned.fresh and not ctx.forced(name, image.spec_name):
+            return keep_fresh(ctx, image, manifest, last, held.recovered)
+        ctx.emit(name, Phase.PLANNED, f"{planned.status}: {planned.reason}")
+        return build_stale(ctx, image, manifest, parent, last, held)
+
+
+def plan(
+    ctx: Context, image: ResolvedImage, parent: Parent, last: LastBuild | None
+) -> tuple[ImagePlan, Manifest]:
+    """Fresh, stale or missing, against the last build (read once, at the start)."""
+    forced = ctx.forced(image.name, image.spec_name)
+    return assess(ctx.engine, ctx.project, image, last, parent.id, use_cache=not forced)
+
+
+def keep_fresh(
+    ctx: Context,
+    image: ResolvedImage,
+    manifest: Manifest,
+    last: LastBuild | None,
+    recovered: tuple[str, ...],
+) -> ImageResult:
+    """Nothing changed: no container starts; the tags are (re)applied to the last image."""
+    assert last is not None
+    tags = ctx.rules.for_image(image, manifest.fingerprint)
+    for tag in tags:
+        ctx.engine.tag(last.image_id, f"{image.repository}:{tag}")
+    names = [s.name for s in manifest.stages]
+    full_tags = [f"{image.repository}:{t}" for t in tags]
+    record = ctx.history.start(image.name, manifest.fingerprint, names)
+    ctx.history.finish(record, Outcome.FRESH, image_id=last.image_id, tags=full_tags)
+    pushed = push(ctx, image, manifest, record)
+    notes = [*recovered, "fresh: nothing changed since the last build"]
+    stages.share(ctx, image, manifest, notes)
+    found = ctx.engine.image(last.image_id)
+    ctx.emit(image.name, Phase.DONE, f"fresh, {last.image_id[7:19]} {' '.join(tags)}")
+    return ImageResult(
+        name=image.name,
+        result=Outcome.FRESH,
+        tags=full_tags,
+        image_id=last.image_id,
+        size=found.size if found else None,
+        notes=notes,
+        fingerprint=manifest.fingerprint,
+        stages_reused=names,
+        pushed=pushed,
+    )
+
+
+def build_stale(
+    ctx: Context,
+    image: ResolvedImage,
+    manifest: Manifest,
+    parent: Parent,
+    last: LastBuild | None,
+    held: Held,
+) -> ImageResult:
+    """Resume from the deepest cached stage, run Packer, pass the gates, record the image."""
+    started = time.monotonic()
+    use_cache = not ctx.forced(image.name, image.spec_name)
+    start = stages.find_start(ctx, image, manifest, parent.reference, use_cache)
+    inputs = prepare(ctx, image, manifest, start, parent.config, gated(ctx, image))
+    record = ctx.history.start(image.name, manifest.fingerprint, start.reused)
+    packer = PackerRun()
+
+    def finish(result: str, error: str | None = None, image_id: str | None = None) -> None:
+        ctx.history.finish(
+            record,
+            result,
+            stages_run=start.to_run if result == Outcome.BUILT else [],
+            roles_run=packer.roles_run,
+            image_id=image_id,
+            tags=[f"{image.repository}:{t}" for t in inputs.final_tags] if image_id else [],
+            log=ctx.rel(inputs.log),
+            error=error,
+        )
+
+    try:
+        run_packer(ctx, image, inputs, held, packer)
+        if inputs.candidate is not None and packer.state.image_id:
+            packer.state.notes += run_gates(ctx, image, inputs, packer.state.image_id)
+    except BuildFailedError as exc:
+        finish(Outcome.FAILED, str(exc))
+        raise
+    except BaseException:
+        finish(Outcome.INTERRUPTED, "interrupted")
+        raise
+    result = result_of(ctx, image, manifest, start, inputs, packer, held, started)
+    record_build(ctx, image, manifest, last, inputs, result)
+    finish(Outcome.BUILT, image_id=result.image_id)
+    result.pushed = push(ctx, image, manifest, record)
+    ctx.emit(image.name, Phase.DONE, f"{(result.image_id or '')[7:19] or '?'} {' '.join(result.tags)}")
+    return result
+
+
+def result_of(
+    ctx: Context,
+    image: ResolvedImage,
+    manifest: Manifest,
+    start: stages.Start,
+    inputs: BuildInputs,
+    packer: PackerRun,
+    held: Held,
+    started: float,
+) -> ImageResult:
+    """The built image's result; its stages shared when `--cache-to` asks."""
+    notes = packer.state.notes
+    if start.reused:
+        notes.append(f"cache: reused {', '.join(start.reused)}")
+    if start.pulled:
+        notes.append(f"cache: pulled {', '.join(start.pulled)} from {ctx.options.cache_from}")
+    stages.share(ctx, image, manifest, notes)
+    image_id = packer.state.image_id
+    found = ctx.engine.image(image_id) if image_id else None
+    return ImageResult(
+        name=image.name,
+        result=Outcome.BUILT,
+        tags=[f"{image.repository}:{t}" for t in inputs.final_tags],
+        image_id=image_id,
+        size=found.size if found else None,
+        seconds=time.monotonic() - started,
+        log=ctx.rel(inputs.log),
+        connection=inputs.inp.connection,
+        notes=[*held.recovered, *notes],
+        fingerprint=manifest.fingerprint,
+        stages_run=start.to_run,
+        stages_reused=start.reused,
+        stages_pulled=start.pulled,
+    )
+
+
+def record_build(
+    ctx: Context,
+    image: ResolvedImage,
+    manifest: Manifest,
+    last: LastBuild | None,
+    inputs: BuildInputs,
+    result: ImageResult,
+) -> None:
+    """Write the state of this build (once), and drop what it replaced if nothing uses it."""
+    if result.image_id:
+        LastBuild(result.image_id, result.tags, manifest).write(ctx.project, image)
+        if last is not None and last.image_id != result.image_id:
+            drop_if_unused(ctx, last.image_id)
+    for old in inputs.replaced:
+        drop_if_unused(ctx, old)
+
+
+def push(ctx: Context, image: ResolvedImage, manifest: Manifest, record: int) -> list[dict[str, str]]:
+    """Push the image's tags when asked (--push, `push: true`); moving tags last."""
+    if not (ctx.options.push or image.spec.push):
+        return []
+    pushed = publish_image(ctx.engine, image, ctx.rules, manifest.fingerprint, ctx.on_event)
+    if pushed:
+        ctx.history.set_pushed(record, pushed)
+    return pushed

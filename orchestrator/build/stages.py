@@ -1,0 +1,234 @@
+"""The stage cache: one image per role stage, in the engine as
+`rolecast-cache/PROJECT/IMAGE:FINGERPRINT` and in a shared registry (`--cache-from`,
+`--cache-to`); listing and pruning it, the apt cache volumes, and the adoption of stages
+named before they were scoped by project."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from ..engines import Engine, EngineError
+from ..fingerprint import Manifest, image_manifest
+from ..names import (
+    apt_volumes,
+    legacy_stage_tag,
+    shared_stage_tag,
+    stage_prefix,
+    stage_tag,
+)
+from ..plan import cached_start
+from ..project import Project, ResolvedImage
+from ..publish import credentials, share_stages
+from ..report import Phase
+from ..state import STATE_DIR, LastBuild
+from .context import Context
+
+ADOPTED_MARKER = "stages-scoped"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a build resumes: after stage `index` (-1: from the parent image)."""
+
+    index: int
+    reused: list[str]
+    pulled: list[str]
+    to_run: list[str]
+    source: str  # the image the build container starts from
+
+
+def stage_at(project: Project, image: ResolvedImage, manifest: Manifest, index: int) -> str:
+    return stage_tag(project.identity, image.slug, manifest.stages[index].fingerprint)
+
+
+def find_start(
+    ctx: Context, image: ResolvedImage, manifest: Manifest, parent: str, use_cache: bool
+) -> Start:
+    """The deepest stage this project has, or the shared cache has (then pulled)."""
+    start = cached_start(ctx.engine, ctx.project, image, manifest) if use_cache else -1
+    pulled: list[str] = []
+    if use_cache and ctx.options.cache_from and image.layered:
+        start, pulled = pull_stages(ctx, image, manifest, start)
+    names = [s.name for s in manifest.stages]
+    reused, to_run = names[: start + 1], names[start + 1 :]
+    if reused:
+        ctx.emit(image.name, Phase.CACHE, f"reusing {', '.join(reused)}; running {', '.join(to_run)}")
+    source = stage_at(ctx.project, image, manifest, start) if start >= 0 else parent
+    return Start(start, reused, pulled, to_run, source)
+
+
+def pull_stages(
+    ctx: Context, image: ResolvedImage, manifest: Manifest, start: int
+) -> tuple[int, list[str]]:
+    """The deepest stage beyond `start` that the shared cache has, pulled and tagged as a
+    local stage; (new start, names of the stages it brings)."""
+    assert ctx.options.cache_from is not None
+    auth = credentials()
+    for index in reversed(range(start + 1, len(manifest.stages) - 1)):
+        fingerprint = manifest.stages[index].fingerprint
+        remote = shared_stage_tag(ctx.options.cache_from, image.slug, fingerprint)
+        if not ctx.engine.registry_has(remote, auth):
+            continue  # not there (or the registry cannot say): the next stage down
+        ctx.emit(image.name, Phase.CACHE, f"pulling {remote}")
+        try:
+            ctx.engine.pull(remote, auth)
+            ctx.engine.tag(remote, stage_at(ctx.project, image, manifest, index))
+        except EngineError as exc:  # the cache only saves time
+            ctx.emit(image.name, Phase.NOTE, f"cache: could not pull {remote}: {exc}")
+            return start, []
+        return index, [s.name for s in manifest.stages[start + 1 : index + 1]]
+    return start, []
+
+
+def share(ctx: Context, image: ResolvedImage, manifest: Manifest, notes: list[str]) -> None:
+    """Send every stage of the current fingerprints that is here to the shared cache.
+    A failure is a note, not a failed build: the cache only saves time."""
+    repository = ctx.options.cache_to
+    if repository is None or not image.layered:
+        return
+    stages = []
+    for index, stage in enumerate(manifest.stages[:-1]):
+        local = stage_at(ctx.project, image, manifest, index)
+        if ctx.engine.image(local) is not None:
+            remote = shared_stage_tag(repository, image.slug, stage.fingerprint)
+            stages.append((local, remote, stage.name))
+    sent, failure = share_stages(
+        ctx.engine, stages, say=lambda text: ctx.emit(image.name, Phase.PUSH, text)
+    )
+    if failure is not None:
+        notes.append(f"cache: stages not shared: {failure}")
+    elif sent:
+        notes.append(f"cache: shared {', '.join(sent)} to {repository}")
+
+
+def adopt_legacy_stages(engine: Engine, project: Project) -> list[str]:
+    """Stages named by image only (before they were scoped by project) that this project's
+    last builds recorded are renamed as this project's, once per project; the others are
+    left alone (they may be another project's)."""
+    marker = project.root / STATE_DIR / ADOPTED_MARKER
+    if marker.exists():
+        return []
+    tags = {tag for found in engine.images() for tag in found.tags}
+    adopted = []
+    for image in project.images.values():
+        last = LastBuild.read(project, image)
+        for stage in last.manifest.stages[:-1] if last else []:
+            legacy = legacy_stage_tag(image.slug, stage.fingerprint)
+            scoped = stage_tag(project.identity, image.slug, stage.fingerprint)
+            if legacy in tags and scoped not in tags:
+                engine.tag(legacy, scoped)
+                engine.remove_image(legacy)
+                adopted.append(scoped)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("stages are named rolecast-cache/PROJECT/IMAGE:FINGERPRINT\n")
+    return adopted
+
+
+# -- rolecast cache ls / prune ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedStage:
+    reference: str
+    image: str  # the image's slug, as in the repository name
+    stage: str  # the stage's name, when a current or last-built manifest knows it
+    image_id: str
+    size: int
+    created: dt.datetime
+    current: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "image": self.image,
+            "stage": self.stage,
+            "image_id": self.image_id,
+            "size": self.size,
+            "created": self.created.isoformat().replace("+00:00", "Z"),
+            "current": self.current,
+        }
+
+
+def current_stages(engine: Engine, project: Project) -> tuple[dict[str, str], dict[str, str]]:
+    """(stage tag -> stage name) for the current fingerprints, and for the last builds."""
+    current: dict[str, str] = {}
+    known: dict[str, str] = {}
+    built_ids: dict[str, str] = {}
+    for name in project.order:
+        image = project.images[name]
+        last = LastBuild.read(project, image)
+        if last is not None:
+            built_ids[name] = last.image_id
+            for stage in last.manifest.stages:
+                known[stage_tag(project.identity, image.slug, stage.fingerprint)] = stage.name
+        if not image.layered:
+            continue
+        if image.parent_kind == "image":
+            parent_id = built_ids.get(image.parent, "unbuilt")
+        else:
+            reference = project.parent_reference(image)
+            found = engine.image(reference)
+            parent_id = found.id if found else f"absent {reference}"
+        manifest = image_manifest(project, image, parent_id)
+        for stage in manifest.stages[:-1]:
+            current[stage_tag(project.identity, image.slug, stage.fingerprint)] = stage.name
+    return current, known | current
+
+
+def cached_stages(engine: Engine, project: Project) -> list[CachedStage]:
+    """The stage images of this project in the engine, newest first."""
+    adopt_legacy_stages(engine, project)
+    current, names = current_stages(engine, project)
+    prefix = stage_prefix(project.identity)
+    found: list[CachedStage] = []
+    for entry in engine.images():
+        for tag in entry.tags:
+            if not tag.startswith(prefix):
+                continue  # another project's, or not a stage
+            found.append(
+                CachedStage(
+                    reference=tag,
+                    image=tag[len(prefix) :].rsplit(":", 1)[0],
+                    stage=names.get(tag, "-"),
+                    image_id=entry.id,
+                    size=entry.size,
+                    created=entry.created,
+                    current=tag in current,
+                )
+            )
+    return sorted(found, key=lambda s: (s.created, s.reference), reverse=True)
+
+
+def prune(
+    engine: Engine, project: Project, keep: int = 0, dry_run: bool = False
+) -> tuple[list[CachedStage], list[CachedStage]]:
+    """Remove this project's stage images not of a current fingerprint, but the `keep`
+    newest per image. Returns (removed, kept). Removing the last tag of an image deletes
+    it and the layers no other image uses; nothing outside this project's stages is
+    touched."""
+    removed: list[CachedStage] = []
+    kept: list[CachedStage] = []
+    older: dict[str, int] = {}
+    for stage in cached_stages(engine, project):  # newest first
+        if stage.current:
+            kept.append(stage)
+            continue
+        older[stage.image] = older.get(stage.image, 0) + 1
+        (kept if older[stage.image] <= keep else removed).append(stage)
+    if not dry_run:
+        for stage in removed:
+            engine.remove_image(stage.reference)  # in use by a running build: the next prune
+    return removed, kept
+
+
+def remove_apt_volumes(engine: Engine, project: Project, dry_run: bool = False) -> list[str]:
+    """Remove the apt cache volumes of this project's images (the next build refills them)."""
+    removed = []
+    for image in project.images.values():
+        for name in apt_volumes(project.identity, image.slug):
+            if dry_run and engine.volume_exists(name) or not dry_run and engine.remove_volume(name):
+                removed.append(name)
+    return removed
+

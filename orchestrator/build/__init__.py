@@ -1,16 +1,16 @@
 """The engine step of the flow: building a fleet of images with Packer.
 
-    context   what one run shares (options, engine, tag rules, progress, cancel)
-    preflight tools and `requirements:`, once per run
-    fleet     the image graph: order, -j, keep-going, Ctrl-C (no Packer, no engine)
-    image     one image's phases, in order, each handing its result to the next:
-      recovery  the image's lock; what a killed build left
-      parents   the image it starts from (made or pulled when missing)
-      stages    the stage cache, local and shared; `cache ls` and `cache prune`
-      inputs    the template, playbook and vars Packer reads
-      packer    the guarded Packer run, its output read into progress
-      verify    the gates between commit and tags
-    preview   `rolecast render`: the inputs of a build, without building
+context   what one run shares (options, engine, tag rules, progress, cancel)
+preflight tools and `requirements:`, once per run
+fleet     the image graph: order, -j, keep-going, Ctrl-C (no Packer, no engine)
+image     one image's phases, in order, each handing its result to the next:
+  recovery  the image's lock; what a killed build left
+  parents   the image it starts from (made or pulled when missing)
+  stages    the stage cache, local and shared; `cache ls` and `cache prune`
+  inputs    the template, playbook and vars Packer reads
+  packer    the guarded Packer run, its output read into progress
+  verify    the gates between commit and tags
+preview   `rolecast render`: the inputs of a build, without building
 """
 
 from __future__ import annotations
@@ -77,4 +77,3 @@ def build_images(
         error.report = report
         raise error
     return report
-

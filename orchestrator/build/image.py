@@ -124,7 +124,9 @@ def build_stale(
     record_build(ctx, image, manifest, last, inputs, result)
     finish(Outcome.BUILT, image_id=result.image_id)
     result.pushed = push(ctx, image, manifest, record)
-    ctx.emit(image.name, Phase.DONE, f"{(result.image_id or '')[7:19] or '?'} {' '.join(result.tags)}")
+    ctx.emit(
+        image.name, Phase.DONE, f"{(result.image_id or '')[7:19] or '?'} {' '.join(result.tags)}"
+    )
     return result
 
 
@@ -181,7 +183,9 @@ def record_build(
         drop_if_unused(ctx, old)
 
 
-def push(ctx: Context, image: ResolvedImage, manifest: Manifest, record: int) -> list[dict[str, str]]:
+def push(
+    ctx: Context, image: ResolvedImage, manifest: Manifest, record: int
+) -> list[dict[str, str]]:
     """Push the image's tags when asked (--push, `push: true`); moving tags last."""
     if not (ctx.options.push or image.spec.push):
         return []

@@ -137,7 +137,9 @@ def run_packer(
             ) from None
         except CommandTimeoutError as exc:
             remove_leftovers(ctx, inputs.build_id, untagged(state))
-            raise BuildFailedError(f"image {image.name}: {exc}; log: {ctx.rel(inputs.log)}") from None
+            raise BuildFailedError(
+                f"image {image.name}: {exc}; log: {ctx.rel(inputs.log)}"
+            ) from None
         except CommandFailedError as exc:
             remove_leftovers(ctx, inputs.build_id, untagged(state))
             raise BuildFailedError(

@@ -34,7 +34,9 @@ def parent_reference(project: Project, rules: TagRules, image: ResolvedImage) ->
     if image.parent_kind == "image":
         parent = project.images[image.parent]
         last = LastBuild.read(project, parent)
-        return f"{parent.repository}:{rules.for_image(parent, last.fingerprint if last else None)[0]}"
+        return (
+            f"{parent.repository}:{rules.for_image(parent, last.fingerprint if last else None)[0]}"
+        )
     return project.parent_reference(image)
 
 

@@ -54,7 +54,9 @@ def find_start(
     names = [s.name for s in manifest.stages]
     reused, to_run = names[: start + 1], names[start + 1 :]
     if reused:
-        ctx.emit(image.name, Phase.CACHE, f"reusing {', '.join(reused)}; running {', '.join(to_run)}")
+        ctx.emit(
+            image.name, Phase.CACHE, f"reusing {', '.join(reused)}; running {', '.join(to_run)}"
+        )
     source = stage_at(ctx.project, image, manifest, start) if start >= 0 else parent
     return Start(start, reused, pulled, to_run, source)
 
@@ -231,4 +233,3 @@ def remove_apt_volumes(engine: Engine, project: Project, dry_run: bool = False) 
             if dry_run and engine.volume_exists(name) or not dry_run and engine.remove_volume(name):
                 removed.append(name)
     return removed
-

@@ -64,6 +64,21 @@ def test_every_module_has_a_layer() -> None:
     assert NAMES - placed == set(), "put the new module in a layer of LAYERS"
 
 
+def test_no_module_of_the_package_is_ignored_by_git() -> None:
+    """A module a `.gitignore` rule matches is never committed: a clean clone lacks it."""
+    import subprocess
+
+    relative = [str(p.relative_to(ROOT)) for p in MODULES]
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "--no-index", *relative],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode == 128:
+        pytest.skip(f"not a git checkout: {done.stderr.strip()}")
+    assert done.stdout.split() == []
+
+
 def test_no_module_imports_a_layer_above_it() -> None:
     rank = {name: index for index, layer in enumerate(LAYERS) for name in layer}
     upward = [

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from .digests import file_digest, value_digest
-from .project.inventory import load_inventory
+from .project.inventory import VarsLoader, load_inventory
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DYNAMIC = re.compile(
@@ -65,19 +65,6 @@ class Variables:
 
 def _words(value: Any) -> frozenset[str]:
     return frozenset(WORD.findall(json.dumps(value, default=str)))
-
-
-class _VarsLoader(yaml.SafeLoader):
-    """YAML as Ansible writes vars files: `!vault` and `!unsafe` values are kept as text."""
-
-
-def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return f"{node.tag} {loader.construct_scalar(node)}"
-    return f"{node.tag} {node.start_mark}"
-
-
-_VarsLoader.add_multi_constructor("!", lambda loader, suffix, node: _tagged(loader, node))
 
 
 def _vars_files(base: Path) -> list[Path]:
@@ -159,7 +146,7 @@ def _read_vars_file(path: Path, root: Path, add: Any, opaque: dict[str, str]) ->
         opaque[shown] = file_digest(path)
         return
     try:
-        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=_VarsLoader)
+        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=VarsLoader)
     except yaml.YAMLError:
         opaque[shown] = file_digest(path)
         return

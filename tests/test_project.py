@@ -277,3 +277,22 @@ def test_a_broken_inventory_fails_validate_even_when_no_image_names_a_group(tmp_
     message = spec_error(tmp_path, spec)
     assert message.startswith("hosts: Ansible cannot parse this inventory (ini plugin): ")
     assert message.endswith("(inventory set at rolecast.yml:2:12 inventory)")
+
+
+def test_validate_names_a_broken_vars_file_of_the_inventory(tmp_path: Path) -> None:
+    (tmp_path / "roles").mkdir()
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars" / "web").mkdir(parents=True)
+    (inventory / "host_vars").mkdir()
+    (inventory / "hosts").write_text("[web]\nweb1\n")
+    (inventory / "group_vars" / "web" / "ports.yml").write_text("web_port: [8080\n")
+    (inventory / "host_vars" / "web1.yml").write_text("- a list\n")
+    (inventory / "group_vars" / "all.yml").write_text("secret: !vault |\n  $ANSIBLE_VAULT;1.1\n")
+    (inventory / "group_vars" / "notes.md").write_text("not: [yaml\n")  # Ansible skips it
+    spec = "version: 1\ninventory: inventory\nimages:\n  a:\n    from: debian:12\n"
+    assert sorted(spec_error(tmp_path, spec).splitlines()) == [
+        "inventory/group_vars/web/ports.yml:2:1: invalid YAML in inventory variables: "
+        "expected ',' or ']', but got '<stream end>'",
+        "inventory/host_vars/web1.yml:1:1: inventory variables must be a mapping of names to "
+        "values, not a list",
+    ]

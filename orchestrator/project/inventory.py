@@ -18,6 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..errors import Problem
 from ..spec import display_path
 
@@ -193,6 +195,77 @@ def failure_problem(failure: ParseFailure, root: Path, named_by: str) -> Problem
         message=f"Ansible cannot parse this inventory{plugin}: "
         f"{failure.message.rstrip('.')} (inventory set at {named_by})",
     )
+
+
+# -- group_vars and host_vars ----------------------------------------------------------------
+
+VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
+
+
+class VarsLoader(yaml.SafeLoader):
+    """YAML as Ansible writes vars files: `!vault` and `!unsafe` values are kept as text."""
+
+
+def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return f"{node.tag} {loader.construct_scalar(node)}"
+    return f"{node.tag} {node.start_mark}"
+
+
+VarsLoader.add_multi_constructor("!", lambda loader, suffix, node: _tagged(loader, node))
+
+
+def vars_files(inventory: Path) -> list[Path]:
+    """The group_vars and host_vars files beside an inventory, as Ansible finds them."""
+    base = inventory if inventory.is_dir() else inventory.parent
+    found = []
+    for kind in ("group_vars", "host_vars"):
+        top = base / kind
+        for path in sorted(top.rglob("*")) if top.is_dir() else []:
+            hidden = any(part.startswith(".") for part in path.relative_to(top).parts)
+            if path.is_file() and not hidden and path.suffix in VARS_SUFFIXES:
+                found.append(path)
+    return found
+
+
+def vars_file_problems(inventory: Path, root: Path) -> list[Problem]:
+    """Each vars file of the inventory that Ansible would refuse mid-build: invalid YAML,
+    or not a mapping. Vaulted files are Ansible's to read."""
+    problems = []
+    for path in vars_files(inventory):
+        raw = path.read_bytes()
+        if raw.lstrip().startswith(b"$ANSIBLE_VAULT"):
+            continue
+        shown = display_path(path, root)
+        try:
+            data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=VarsLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            problems.append(
+                Problem(
+                    shown,
+                    mark.line + 1 if mark else None,
+                    mark.column + 1 if mark else None,
+                    "",
+                    f"invalid YAML in inventory variables: {exc.problem or exc.context}",
+                )
+            )
+            continue
+        except yaml.YAMLError as exc:
+            problems.append(Problem(shown, None, None, "", f"invalid YAML: {exc}"))
+            continue
+        if data is not None and not isinstance(data, dict):
+            problems.append(
+                Problem(
+                    shown,
+                    1,
+                    1,
+                    "",
+                    "inventory variables must be a mapping of names to values, not a "
+                    f"{type(data).__name__}",
+                )
+            )
+    return problems
 
 
 # -- ansible.cfg -----------------------------------------------------------------------------

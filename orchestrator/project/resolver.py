@@ -18,6 +18,7 @@ from .inventory import (
     config_value,
     failure_problem,
     read_inventory,
+    vars_file_problems,
 )
 from .model import GALAXY_DIR, ParentKind, Project, ResolvedImage, Role, rel
 from .parents import check_cycles, parent_of
@@ -158,6 +159,7 @@ class Resolver:
             self._inventories[variant.inventory] = info
             for failure in info.failures:
                 self.problems.append(failure_problem(failure, self.root, variant.named_by))
+            self.problems.extend(vars_file_problems(variant.inventory, self.root))
         info = self._inventories[variant.inventory]
         return None if info.failures else info
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import run_timed
+from common import forget, run_timed
 from handwritten import ansible_provisioner
 
 BASE = "rolecast/debian-bookworm:bookworm"
@@ -150,13 +150,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rolecast-bench-") as tmp:
         root = Path(tmp)
         make_project(root)
-        for _ in range(args.repeat):
-            # Alternate the order so neither side always runs on a warmer machine.
-            packer_times.append(timed(["packer", "build", "handwritten.pkr.json"], root))
-            # --no-cache: a full build each time, as the template does.
-            rolecast_times.append(timed([ROLECAST, "build", "--plain", "--no-cache"], root))
-            # Nothing changed since: what a pipeline run on an unchanged commit costs.
-            noop_times.append(timed([ROLECAST, "build", "--plain"], root))
+        try:
+            for _ in range(args.repeat):
+                # Alternate the order so neither side always runs on a warmer machine.
+                packer_times.append(timed(["packer", "build", "handwritten.pkr.json"], root))
+                # --no-cache: a full build each time, as the template does.
+                rolecast_times.append(timed([ROLECAST, "build", "--plain", "--no-cache"], root))
+                # Nothing changed since: what a pipeline run on an unchanged commit costs.
+                noop_times.append(timed([ROLECAST, "build", "--plain"], root))
+        finally:
+            forget(root)
     r = statistics.median(rolecast_times)
     p = statistics.median(packer_times)
     n = statistics.median(noop_times)

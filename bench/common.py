@@ -22,3 +22,20 @@ def run_timed(argv: list[str], cwd: Path) -> tuple[float, str]:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit(f"{' '.join(argv[:3])} failed (exit {done.returncode})")
     return elapsed, done.stdout
+
+
+def forget(root: Path) -> None:
+    """Remove what a benchmark's project left in the engine: its stages and apt volumes
+    (each run is a new checkout, with caches of its own)."""
+    import json
+
+    from orchestrator.engines import connect
+    from orchestrator.names import PROJECT_LABEL, project_identity
+
+    rolecast = str(Path(sys.executable).parent / "rolecast")
+    _, listed = run_timed([rolecast, "cache", "ls", "--json"], root)
+    engine = connect()
+    for stage in json.loads(listed):
+        engine.remove_image(stage["reference"])
+    for volume in engine.volumes(f"{PROJECT_LABEL}={project_identity(root)}"):
+        engine.remove_volume(volume.name)

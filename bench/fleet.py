@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import run_timed
+from common import forget, run_timed
 from handwritten import ansible_provisioner
 
 BASE = "rolecast/debian-bookworm:bookworm"
@@ -163,27 +163,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rolecast-fleet-") as tmp:
         root = Path(tmp)
         make_project(root)
-        packer_all = ["packer", "build", "fleet.pkr.json"]
-        rc_full = timed([ROLECAST, "build", "--plain", "--no-cache"], root)
-        pk_full = timed(packer_all, root)
-        rows.append(("(a) full build of the fleet", *rc_full, *pk_full))
-        rc_noop = timed([ROLECAST, "build", "--plain"], root)
-        pk_noop = timed(packer_all, root)  # a template cannot tell that nothing changed
-        rows.append(("(b) rebuild, nothing changed", *rc_noop, *pk_noop))
-        rc_image = timed([ROLECAST, "build", "--plain", "--force", "four", "four"], root)
-        template = root / "roles" / "site" / "templates" / "site.conf.j2"
-        template.write_text(template.read_text().replace("version 1", "version 2"))
-        rc_last = timed([ROLECAST, "build", "--plain", "four"], root)
-        pk_last = timed(["packer", "build", "-only=four.docker.four", "fleet.pkr.json"], root)
-        rows.append(("(c) last role's template changed, image `four`", *rc_last, *pk_last))
-        history = subprocess.run(
-            [ROLECAST, "history", "--json", "-n", "1", "four"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        ran = json.loads(history.stdout)[0]["stages_run"]
+        try:
+            packer_all = ["packer", "build", "fleet.pkr.json"]
+            rc_full = timed([ROLECAST, "build", "--plain", "--no-cache"], root)
+            pk_full = timed(packer_all, root)
+            rows.append(("(a) full build of the fleet", *rc_full, *pk_full))
+            rc_noop = timed([ROLECAST, "build", "--plain"], root)
+            pk_noop = timed(packer_all, root)  # a template cannot tell that nothing changed
+            rows.append(("(b) rebuild, nothing changed", *rc_noop, *pk_noop))
+            rc_image = timed([ROLECAST, "build", "--plain", "--force", "four", "four"], root)
+            template = root / "roles" / "site" / "templates" / "site.conf.j2"
+            template.write_text(template.read_text().replace("version 1", "version 2"))
+            rc_last = timed([ROLECAST, "build", "--plain", "four"], root)
+            pk_last = timed(["packer", "build", "-only=four.docker.four", "fleet.pkr.json"], root)
+            rows.append(("(c) last role's template changed, image `four`", *rc_last, *pk_last))
+            history = subprocess.run(
+                [ROLECAST, "history", "--json", "-n", "1", "four"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            ran = json.loads(history.stdout)[0]["stages_run"]
+        finally:
+            forget(root)
     lines = [
         f"Fleet of {len(IMAGES)} images (image `four` has {len(ROLES)} roles), "
         f"{os.cpu_count()} CPUs; rolecast builds with -j {os.cpu_count()}",

@@ -616,11 +616,16 @@ def cache_prune(
         bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
     ] = False,
     volumes: Annotated[
-        bool, typer.Option("--volumes", help="Also remove the images' apt cache volumes.")
+        bool,
+        typer.Option(
+            "--volumes",
+            help="Also remove the project's apt cache volumes, and those of checkouts "
+            "that are gone.",
+        ),
     ] = False,
 ) -> None:
     """Remove cached stages that no current fingerprint uses (but the newest --keep)."""
-    from .build.stages import prune, remove_apt_volumes
+    from .build.stages import prune, prune_apt_volumes
     from .engines import connect
     from .progress import size_text
 
@@ -630,8 +635,8 @@ def cache_prune(
     for stage in removed:
         out.print(f"{verb} {stage.reference} ({stage.stage})", markup=False, highlight=False)
     if volumes:
-        for name in guarded(lambda: remove_apt_volumes(connect(), project, dry_run)):
-            out.print(f"{verb} volume {name}", markup=False, highlight=False)
+        for what in guarded(lambda: prune_apt_volumes(connect(), project, dry_run)):
+            out.print(f"{verb} {what}", markup=False, highlight=False)
     total = sum(s.size for s in removed)
     out.print(
         f"{verb} {len(removed)} stage images (up to {size_text(total)}); kept {len(kept)}",

@@ -64,6 +64,21 @@ def candidate_repository(identity: str, slug: str) -> str:
     return f"{CANDIDATE_REPOSITORY}/{identity}/{slug}"
 
 
+PROJECT_LABEL = "io.rolecast.project"
+CHECKOUT_LABEL = "io.rolecast.checkout"  # the project's root directory
+HOST_LABEL = "io.rolecast.host"
+
+
+def checkout_labels(root: Path) -> dict[str, str]:
+    """What a volume of a project says of where it came from, so that the volumes of a
+    checkout that is gone can be found and removed."""
+    return {
+        PROJECT_LABEL: project_identity(root),
+        CHECKOUT_LABEL: str(root.resolve()),
+        HOST_LABEL: socket.gethostname(),
+    }
+
+
 def apt_volumes(identity: str, slug: str) -> dict[str, str]:
     """The volumes that hold one image's apt lists and package cache while it builds."""
     scope = f"{identity}-{slug}" if identity else slug

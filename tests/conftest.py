@@ -40,6 +40,27 @@ def docker_engine() -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_volumes_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test project is a new checkout with apt cache volumes of its own: they go with
+    the session (by their checkout label), as `cache prune --volumes` removes a gone one's."""
+    yield
+    import docker
+    from docker.errors import DockerException
+
+    from orchestrator.names import CHECKOUT_LABEL
+
+    base = str(tmp_path_factory.getbasetemp().resolve())
+    try:
+        client = docker.from_env(timeout=30)
+        for volume in client.volumes.list(filters={"label": CHECKOUT_LABEL}):
+            checkout = (volume.attrs.get("Labels") or {}).get(CHECKOUT_LABEL, "")
+            if checkout.startswith(base + os.sep):
+                volume.remove(force=True)
+    except DockerException:
+        pass  # no engine: no volumes were made
+
+
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Invoke `rolecast` in-process from the repository root; returns typer's Result."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.engines import Auth, ContainerInfo, EngineError, ImageInfo
+from orchestrator.engines import Auth, ContainerInfo, EngineError, ImageInfo, VolumeInfo
 
 _ids = itertools.count(1)
 
@@ -40,7 +40,7 @@ class FakeEngine:
 
     images_by_id: dict[str, ImageInfo] = field(default_factory=dict)
     containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)
-    volumes: set[str] = field(default_factory=set)
+    volume_store: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
     registry: dict[str, str] = field(default_factory=dict)  # REPO:TAG -> digest
     push_failures: dict[str, list[str]] = field(default_factory=dict)  # tag -> errors, in turn
     pullable: set[str] = field(default_factory=set)
@@ -176,13 +176,21 @@ class FakeEngine:
         return ["true", name]
 
     def volume_exists(self, name: str) -> bool:
-        return name in self.volumes
+        return name in self.volume_store
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self.volume_store.setdefault(name, dict(labels))
+
+    def volumes(self, label: str) -> list[VolumeInfo]:
+        key, _, value = label.partition("=")
+        return [
+            VolumeInfo(name, labels)
+            for name, labels in self.volume_store.items()
+            if key in labels and (not value or labels[key] == value)
+        ]
 
     def remove_volume(self, name: str) -> bool:
-        if name not in self.volumes:
-            return False
-        self.volumes.remove(name)
-        return True
+        return self.volume_store.pop(name, None) is not None
 
     def events(self, filters: dict[str, Any]) -> FakeEvents:
         return FakeEvents()

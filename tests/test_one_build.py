@@ -237,3 +237,27 @@ def test_two_checkouts_of_one_project_keep_their_stages_apart(
     removed, _ = prune(engine, load_project(one.root))
     assert removed and all(s.reference.startswith(stage_prefix(one.identity)) for s in removed)
     assert theirs <= engine.tags()
+
+
+def test_apt_volumes_are_labelled_with_their_checkout_and_pruned_when_it_is_gone(
+    setting: tuple[Project, FakeEngine, FakePacker], tmp_path: Path
+) -> None:
+    from orchestrator.build.stages import prune_apt_volumes
+    from orchestrator.names import CHECKOUT_LABEL, apt_volumes, checkout_labels
+
+    project, engine, _ = setting
+    build_image(context(project, engine), "app", None)
+    ours = set(apt_volumes(project.identity, "app"))
+    assert ours <= set(engine.volume_store)
+    assert {engine.volume_store[n][CHECKOUT_LABEL] for n in ours} == {str(project.root)}
+    gone = tmp_path / "gone-checkout"
+    other = write_project(tmp_path / "other-checkout")
+    engine.create_volume("rolecast-apt-lists-gone-app", checkout_labels(gone))
+    engine.create_volume("rolecast-apt-lists-other-app", checkout_labels(other))
+    engine.create_volume("someone-elses", {})
+    said = prune_apt_volumes(engine, project)
+    assert sorted(said) == sorted(
+        [f"volume {n}" for n in ours]
+        + [f"volume rolecast-apt-lists-gone-app of {gone.resolve()}, which is gone"]
+    )
+    assert set(engine.volume_store) == {"rolecast-apt-lists-other-app", "someone-elses"}

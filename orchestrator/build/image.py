@@ -94,6 +94,7 @@ def build_stale(
     started = time.monotonic()
     use_cache = not ctx.forced(image.name, image.spec_name)
     start = stages.find_start(ctx, image, manifest, parent.reference, use_cache)
+    stages.ready_apt_cache(ctx, image)
     inputs = prepare(ctx, image, manifest, start, parent.config, gated(ctx, image))
     record = ctx.history.start(image.name, manifest.fingerprint, start.reused)
     packer = PackerRun()

@@ -6,13 +6,18 @@ named before they were scoped by project."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..engines import Engine, EngineError
 from ..fingerprint import Manifest, image_manifest
 from ..names import (
+    CHECKOUT_LABEL,
+    HOST_LABEL,
     apt_volumes,
+    checkout_labels,
     legacy_stage_tag,
     shared_stage_tag,
     stage_prefix,
@@ -225,11 +230,31 @@ def prune(
     return removed, kept
 
 
-def remove_apt_volumes(engine: Engine, project: Project, dry_run: bool = False) -> list[str]:
-    """Remove the apt cache volumes of this project's images (the next build refills them)."""
+def ready_apt_cache(ctx: Context, image: ResolvedImage) -> None:
+    """The image's apt cache volumes, made before Packer mounts them, labelled with their
+    checkout: `cache prune --volumes` finds those of checkouts that are gone."""
+    if not image.spec.config.cleanup:
+        return  # apt's files are committed with the image: no volumes
+    for name in apt_volumes(ctx.identity, image.slug):
+        try:
+            ctx.engine.create_volume(name, checkout_labels(ctx.root))
+        except EngineError as exc:  # the build still gets it, unlabelled, from the engine
+            ctx.emit(image.name, Phase.NOTE, f"cache: {exc}")
+
+
+def prune_apt_volumes(engine: Engine, project: Project, dry_run: bool = False) -> list[str]:
+    """Remove this project's apt cache volumes (the next build refills them), and those of
+    checkouts on this host that no longer exist, which no build can use again."""
     removed = []
     for image in project.images.values():
         for name in apt_volumes(project.identity, image.slug):
             if dry_run and engine.volume_exists(name) or not dry_run and engine.remove_volume(name):
-                removed.append(name)
+                removed.append(f"volume {name}")
+    host = socket.gethostname()
+    for volume in engine.volumes(CHECKOUT_LABEL):
+        checkout = volume.labels.get(CHECKOUT_LABEL, "")
+        if volume.labels.get(HOST_LABEL) != host or not checkout or Path(checkout).exists():
+            continue
+        if dry_run or engine.remove_volume(volume.name):
+            removed.append(f"volume {volume.name} of {checkout}, which is gone")
     return removed

@@ -17,6 +17,7 @@ from .interface import (
     EngineError,
     EventStream,
     ImageInfo,
+    VolumeInfo,
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "EngineError",
     "EventStream",
     "ImageInfo",
+    "VolumeInfo",
     "connect",
     "engine_version",
 ]

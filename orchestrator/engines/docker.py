@@ -20,7 +20,7 @@ from urllib3.exceptions import HTTPError
 
 from ..errors import CommandFailedError, ToolMissingError
 from ..runner import run
-from .interface import Auth, ContainerInfo, EngineError, EventStream, ImageInfo
+from .interface import Auth, ContainerInfo, EngineError, EventStream, ImageInfo, VolumeInfo
 
 FAILURES = (DockerException, RequestException, HTTPError, OSError)
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
@@ -273,6 +273,21 @@ class DockerEngine:
         except FAILURES:
             return False
         return True
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        if self.volume_exists(name):
+            return
+        try:
+            self.client.volumes.create(name=name, labels=labels)
+        except FAILURES as exc:
+            raise EngineError(f"create volume {name}: {_reason(exc)}") from None
+
+    def volumes(self, label: str) -> list[VolumeInfo]:
+        try:
+            found = self.client.volumes.list(filters={"label": label})
+        except FAILURES as exc:
+            raise EngineError(f"listing volumes: {_reason(exc)}") from None
+        return [VolumeInfo(str(v.name), dict(v.attrs.get("Labels") or {})) for v in found]
 
     def remove_volume(self, name: str) -> bool:
         try:

@@ -30,6 +30,12 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ContainerInfo:
     id: str
     name: str
@@ -125,6 +131,14 @@ class Engine(Protocol):
 
     # -- volumes and events ----------------------------------------------------------------
     def volume_exists(self, name: str) -> bool: ...
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create a volume with these labels; one of that name is kept as it is."""
+        ...
+
+    def volumes(self, label: str) -> list[VolumeInfo]:
+        """The volumes that carry the label `label` (KEY or KEY=VALUE)."""
+        ...
 
     def remove_volume(self, name: str) -> bool: ...
 

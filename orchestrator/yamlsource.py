@@ -164,11 +164,7 @@ def _compose(text: str, name: str) -> yaml.Node | None:
             [Problem(name, None, None, "", "nested too deeply to read; a spec nests a few levels")]
         ) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        reason = exc.problem or exc.context or "invalid YAML"
-        raise SpecError([Problem(name, line, col, "", f"invalid YAML: {reason}")]) from None
+        raise SpecError([marked_problem(name, exc, "invalid YAML")]) from None
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]
         line = before.count("\n") + 1
@@ -198,18 +194,16 @@ def _construct(text: str, node: yaml.Node, name: str) -> Any:
             [Problem(name, None, None, "", f"a value cannot be read: {reason}")]
         ) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise SpecError(
-            [
-                Problem(
-                    name,
-                    mark.line + 1 if mark else None,
-                    mark.column + 1 if mark else None,
-                    "",
-                    f"invalid YAML: {exc.problem or exc.context}",
-                )
-            ]
-        ) from None
+        raise SpecError([marked_problem(name, exc, "invalid YAML")]) from None
+
+
+def marked_problem(name: str, exc: yaml.MarkedYAMLError, what: str) -> Problem:
+    """A YAML error where PyYAML marked it: `FILE:LINE:COLUMN: WHAT: reason`."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    column = mark.column + 1 if mark else None
+    reason = exc.problem or exc.context or "invalid YAML"
+    return Problem(name, line, column, "", f"{what}: {reason}")
 
 
 def load_yaml(path: Path, display: str | None = None) -> YamlDocument:

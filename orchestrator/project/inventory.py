@@ -22,6 +22,7 @@ import yaml
 
 from ..errors import Problem
 from ..spec import display_path
+from ..yamlsource import marked_problem
 
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
 _PLUGIN = re.compile(r"with '?([\w.]+)'? plugin")
@@ -240,16 +241,7 @@ def vars_file_problems(inventory: Path, root: Path) -> list[Problem]:
         try:
             data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=VarsLoader)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            problems.append(
-                Problem(
-                    shown,
-                    mark.line + 1 if mark else None,
-                    mark.column + 1 if mark else None,
-                    "",
-                    f"invalid YAML in inventory variables: {exc.problem or exc.context}",
-                )
-            )
+            problems.append(marked_problem(shown, exc, "invalid YAML in inventory variables"))
             continue
         except yaml.YAMLError as exc:
             problems.append(Problem(shown, None, None, "", f"invalid YAML: {exc}"))

@@ -619,8 +619,8 @@ def cache_prune(
         bool,
         typer.Option(
             "--volumes",
-            help="Also remove the project's apt cache volumes, and those of checkouts "
-            "that are gone.",
+            help="Also remove the project's apt cache volumes, and the volumes and "
+            "stages of checkouts that are gone.",
         ),
     ] = False,
 ) -> None:

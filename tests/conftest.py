@@ -42,23 +42,19 @@ def docker_engine() -> Iterator[Any]:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_volumes_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Each test project is a new checkout with apt cache volumes of its own: they go with
-    the session (by their checkout label), as `cache prune --volumes` removes a gone one's."""
+    """Each test project is a new checkout with caches of its own (apt volumes, stages):
+    they go with the session, and so do those of checkouts that are gone (an earlier
+    clone of this repository, say), as `cache prune --volumes` removes them."""
     yield
-    import docker
-    from docker.errors import DockerException
+    from orchestrator.build.stages import forget_checkouts, gone
+    from orchestrator.engines import connect
+    from orchestrator.errors import RolecastError
 
-    from orchestrator.names import CHECKOUT_LABEL
-
-    base = str(tmp_path_factory.getbasetemp().resolve())
+    base = str(tmp_path_factory.getbasetemp().resolve()) + os.sep
     try:
-        client = docker.from_env(timeout=30)
-        for volume in client.volumes.list(filters={"label": CHECKOUT_LABEL}):
-            checkout = (volume.attrs.get("Labels") or {}).get(CHECKOUT_LABEL, "")
-            if checkout.startswith(base + os.sep):
-                volume.remove(force=True)
-    except DockerException:
-        pass  # no engine: no volumes were made
+        forget_checkouts(connect(timeout=30), lambda c: c.startswith(base) or gone(c))
+    except RolecastError:
+        pass  # no engine: nothing was made
 
 
 @pytest.fixture

@@ -253,11 +253,20 @@ def test_apt_volumes_are_labelled_with_their_checkout_and_pruned_when_it_is_gone
     gone = tmp_path / "gone-checkout"
     other = write_project(tmp_path / "other-checkout")
     engine.create_volume("rolecast-apt-lists-gone-app", checkout_labels(gone))
+    engine.add_image(f"{stage_prefix(checkout_labels(gone)['io.rolecast.project'])}app:1")
     engine.create_volume("rolecast-apt-lists-other-app", checkout_labels(other))
     engine.create_volume("someone-elses", {})
     said = prune_apt_volumes(engine, project)
     assert sorted(said) == sorted(
         [f"volume {n}" for n in ours]
         + [f"volume rolecast-apt-lists-gone-app of {gone.resolve()}, which is gone"]
+        + [
+            f"stage {stage_prefix(checkout_labels(gone)['io.rolecast.project'])}app:1 of "
+            f"{gone.resolve()}, which is gone"
+        ]
+    )
+    assert not any(
+        t.startswith(stage_prefix(checkout_labels(gone)["io.rolecast.project"]))
+        for t in engine.tags()
     )
     assert set(engine.volume_store) == {"rolecast-apt-lists-other-app", "someone-elses"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ..fingerprint import Manifest, image_manifest
 from ..names import (
     CHECKOUT_LABEL,
     HOST_LABEL,
+    PROJECT_LABEL,
     apt_volumes,
     checkout_labels,
     legacy_stage_tag,
@@ -243,18 +245,40 @@ def ready_apt_cache(ctx: Context, image: ResolvedImage) -> None:
 
 
 def prune_apt_volumes(engine: Engine, project: Project, dry_run: bool = False) -> list[str]:
-    """Remove this project's apt cache volumes (the next build refills them), and those of
-    checkouts on this host that no longer exist, which no build can use again."""
+    """Remove this project's apt cache volumes (the next build refills them), and the
+    volumes and stages of checkouts on this host that no longer exist."""
     removed = []
     for image in project.images.values():
         for name in apt_volumes(project.identity, image.slug):
             if dry_run and engine.volume_exists(name) or not dry_run and engine.remove_volume(name):
                 removed.append(f"volume {name}")
+    return removed + forget_checkouts(engine, gone, dry_run)
+
+
+def gone(checkout: str) -> bool:
+    return not Path(checkout).exists()
+
+
+def forget_checkouts(
+    engine: Engine, chosen: Callable[[str], bool], dry_run: bool = False
+) -> list[str]:
+    """Remove the apt volumes and stage images of the checkouts on this host that `chosen`
+    picks (by directory). A checkout is known by its volumes' labels, which tie its
+    directory to its identity; no build can use what a gone checkout left."""
     host = socket.gethostname()
+    said: list[str] = []
+    identities: dict[str, str] = {}
     for volume in engine.volumes(CHECKOUT_LABEL):
         checkout = volume.labels.get(CHECKOUT_LABEL, "")
-        if volume.labels.get(HOST_LABEL) != host or not checkout or Path(checkout).exists():
+        if volume.labels.get(HOST_LABEL) != host or not checkout or not chosen(checkout):
             continue
+        identities[volume.labels.get(PROJECT_LABEL, "")] = checkout
         if dry_run or engine.remove_volume(volume.name):
-            removed.append(f"volume {volume.name} of {checkout}, which is gone")
-    return removed
+            said.append(f"volume {volume.name} of {checkout}, which is gone")
+    prefixes = {stage_prefix(i): c for i, c in identities.items() if i}
+    for found in engine.images() if prefixes else []:
+        for tag in found.tags:
+            owner = next((c for p, c in prefixes.items() if tag.startswith(p)), None)
+            if owner is not None and (dry_run or engine.remove_image(tag)):
+                said.append(f"stage {tag} of {owner}, which is gone")
+    return said

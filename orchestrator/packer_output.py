@@ -10,6 +10,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from .report import Phase
+
 _PREFIX = re.compile(
     r"^\s*(?:==> |--> )?[A-Za-z0-9_.-]*docker\.[A-Za-z0-9_.-]+(?: \([a-z0-9-]+\))?:(?: |$)"
 )
@@ -49,7 +51,7 @@ class Failure:
 class BuildState:
     """What the output so far says about the build."""
 
-    phase: str = "starting"
+    phase: str = Phase.STARTING
     role: str | None = None
     task: str | None = None
     image_id: str | None = None
@@ -81,7 +83,7 @@ class BuildState:
         if match:
             self.role = match.group("role")
             self.task = match.group("task")
-            return "task"
+            return Phase.TASK
         match = _FATAL.match(text)
         if match:
             self.failure = Failure(self.role, self.task, _ansible_message(match.group("body")))
@@ -108,16 +110,16 @@ class BuildState:
             self.tagged.append(text[len("Repository: ") :])
             return None
         for needle, phase in (
-            ("Starting docker container", "starting container"),
-            ("Pulling Docker image", "pulling parent image"),
+            ("Starting docker container", Phase.STARTING_CONTAINER),
+            ("Pulling Docker image", Phase.PULLING_PARENT),
             ("Provisioning with shell script", None),
-            ("Provisioning with Ansible", "ansible"),
-            ("Committing the container", "committing"),
-            ("Running post-processor", "tagging"),
+            ("Provisioning with Ansible", Phase.ANSIBLE),
+            ("Committing the container", Phase.COMMITTING),
+            ("Running post-processor", Phase.TAGGING),
         ):
             if text.startswith(needle):
                 if phase is None:
-                    phase = "preparing" if self.phase != "ansible" else "cleaning up"
+                    phase = Phase.PREPARING if self.phase != Phase.ANSIBLE else Phase.CLEANING_UP
                 self.phase = phase
                 return phase
         return None

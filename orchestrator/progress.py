@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .report import BuildReport, Event
+from .report import BuildReport, Event, Phase
 
 
 def describe(event: Event) -> str:
-    if event.phase == "task":
+    if event.phase == Phase.TASK:
         if event.role and event.role_index and event.role_count:
             where = f"role {event.role_index} of {event.role_count}: {event.role}"
         elif event.role:
@@ -41,7 +41,7 @@ class PlainProgress:
 
     def __call__(self, event: Event) -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        text = event.line if event.phase == "output" else describe(event)
+        text = event.line if event.phase == Phase.OUTPUT else describe(event)
         self.console.print(f"{stamp} {event.image}: {text}", markup=False, highlight=False)
 
 
@@ -68,18 +68,18 @@ class LiveProgress:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:
-        if event.phase == "output":
+        if event.phase == Phase.OUTPUT:
             self.progress.console.print(f"  {event.line}", markup=False, highlight=False)
             return
         if event.image not in self.rows:
             self.rows[event.image] = self.progress.add_task("", image=event.image, total=None)
             self.started[event.image] = time.monotonic()
         row = self.rows[event.image]
-        if event.phase == "note":
+        if event.phase == Phase.NOTE:
             self.progress.console.print(f"{event.image}: {event.message}", markup=False)
             return
         self.progress.update(row, description=describe(event))
-        if event.phase == "done":
+        if event.phase == Phase.DONE:
             self.progress.update(row, total=1, completed=1)
 
 

@@ -13,7 +13,7 @@ from ..engines import Engine
 from ..history import History
 from ..locks import ProjectLock
 from ..project import Project
-from ..report import Event, OnEvent, TaskTiming
+from ..report import Event, OnEvent, Phase, TaskTiming
 from ..tags import TagRules
 
 STATE_DIR = ".rolecast"
@@ -86,7 +86,7 @@ class Context:
     def lock(self, name: str, what: str, image: str) -> ProjectLock:
         """A lock of this project (an image, a base, the requirements), given up on Ctrl-C."""
         return ProjectLock(
-            self.root, name, what, lambda text: self.emit(image, "lock", text), self.cancel
+            self.root, name, what, lambda text: self.emit(image, Phase.LOCK, text), self.cancel
         )
 
     def rel(self, path: Path) -> str:

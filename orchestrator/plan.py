@@ -20,6 +20,7 @@ class ImagePlan:
     first_stage: str | None
     fingerprint: str
     image_id: str | None
+    cached: int = -1  # the deepest stage in the local cache, where a build resumes
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,12 +69,14 @@ def assess(
 
     def result(status: str, reason: str, first: str | None) -> tuple[ImagePlan, Manifest]:
         current = last.image_id if last else None
+        start = -1
         if first is not None:
             # What the build will run first: after the deepest cached stage, if any.
             use = use_cache and parent_fresh
             start = cached_start(engine, project, image, manifest) if use else -1
             first = manifest.stages[start + 1].name
-        return ImagePlan(image.name, status, reason, first, manifest.fingerprint, current), manifest
+        found = ImagePlan(image.name, status, reason, first, manifest.fingerprint, current, start)
+        return found, manifest
 
     first_stage = manifest.stages[0].name
     if last is None:

@@ -33,18 +33,19 @@ def build_image(ctx: Context, name: str, parent_built: ImageResult | None) -> Im
         held = Held(lock.fd, tuple(recover(ctx, image)))
         last = LastBuild.read(ctx.project, image)
         parent = ensure_parent(ctx, image, parent_built)
-        planned, manifest = plan(ctx, image, parent, last)
-        if planned.fresh and not ctx.forced(name, image.spec_name):
+        forced = ctx.forced(name, image.spec_name)
+        planned, manifest = plan(ctx, image, parent, last, forced)
+        if planned.fresh and not forced:
             return keep_fresh(ctx, image, manifest, last, held.recovered)
         ctx.emit(name, Phase.PLANNED, f"{planned.status}: {planned.reason}")
-        return build_stale(ctx, image, manifest, parent, last, held)
+        return build_stale(ctx, image, manifest, planned, parent, last, held)
 
 
 def plan(
-    ctx: Context, image: ResolvedImage, parent: Parent, last: LastBuild | None
+    ctx: Context, image: ResolvedImage, parent: Parent, last: LastBuild | None, forced: bool
 ) -> tuple[ImagePlan, Manifest]:
-    """Fresh, stale or missing, against the last build (read once, at the start)."""
-    forced = ctx.forced(image.name, image.spec_name)
+    """Fresh, stale or missing, against the last build (read once, at the start); a forced
+    image uses no cached stage."""
     return assess(ctx.engine, ctx.project, image, last, parent.id, use_cache=not forced)
 
 
@@ -86,14 +87,14 @@ def build_stale(
     ctx: Context,
     image: ResolvedImage,
     manifest: Manifest,
+    planned: ImagePlan,
     parent: Parent,
     last: LastBuild | None,
     held: Held,
 ) -> ImageResult:
     """Resume from the deepest cached stage, run Packer, pass the gates, record the image."""
     started = time.monotonic()
-    use_cache = not ctx.forced(image.name, image.spec_name)
-    start = stages.find_start(ctx, image, manifest, parent.reference, use_cache)
+    start = stages.find_start(ctx, image, manifest, parent.reference, planned.cached)
     stages.ready_apt_cache(ctx, image)
     inputs = prepare(ctx, image, manifest, start, parent.config, gated(ctx, image))
     record = ctx.history.start(image.name, manifest.fingerprint, start.reused)

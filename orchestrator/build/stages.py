@@ -25,7 +25,6 @@ from ..names import (
     stage_prefix,
     stage_tag,
 )
-from ..plan import cached_start
 from ..project import Project, ResolvedImage
 from ..publish import credentials, share_stages
 from ..report import Phase
@@ -51,10 +50,11 @@ def stage_at(project: Project, image: ResolvedImage, manifest: Manifest, index: 
 
 
 def find_start(
-    ctx: Context, image: ResolvedImage, manifest: Manifest, parent: str, use_cache: bool
+    ctx: Context, image: ResolvedImage, manifest: Manifest, parent: str, cached: int
 ) -> Start:
-    """The deepest stage this project has, or the shared cache has (then pulled)."""
-    start = cached_start(ctx.engine, ctx.project, image, manifest) if use_cache else -1
+    """The deepest stage this project has (`cached`, as the plan found it), or a deeper one
+    the shared cache has (then pulled)."""
+    start, use_cache = cached, not ctx.forced(image.name, image.spec_name)
     pulled: list[str] = []
     if use_cache and ctx.options.cache_from and image.layered:
         start, pulled = pull_stages(ctx, image, manifest, start)

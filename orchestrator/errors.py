@@ -29,15 +29,18 @@ class Problem:
     path: str
     message: str
 
-    def __str__(self) -> str:
+    @property
+    def location(self) -> str:
+        """`FILE:LINE:COLUMN KEY.PATH`, as far as it is known."""
         where = self.file
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        if self.path:
-            return f"{where} {self.path}: {self.message}"
-        return f"{where}: {self.message}"
+        return f"{where} {self.path}" if self.path else where
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
 
 
 class SpecError(RolecastError):

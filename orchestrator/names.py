@@ -29,7 +29,7 @@ def container_name(identity: str, slug: str, build_id: str) -> str:
     """The name of a build's container: a later build of the image finds the containers a
     killed build left by it. (Not a label: a container's labels are committed into the image,
     so containers users run from it would carry them too.)"""
-    return f"{CONTAINER_PREFIX}{identity}-{slug}-{build_id}"
+    return container_prefix(identity, slug) + build_id
 
 
 def container_prefix(identity: str, slug: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -68,7 +69,7 @@ class Project:
         """Where roles and collections from `requirements:` are installed for builds."""
         return self.root / GALAXY_DIR
 
-    @property
+    @cached_property
     def identity(self) -> str:
         """Scopes what the project leaves in an engine (see `names`)."""
         return project_identity(self.root)

@@ -109,8 +109,7 @@ class Resolver:
 
     def where(self, loc: Loc) -> str:
         """A spec location as messages name it: `rolecast.yml:3:12 inventory`."""
-        found = self.loaded.problem(loc, "")
-        return str(found).removesuffix(": ").removesuffix(":")
+        return self.loaded.problem(loc, "").location
 
     def _default_inventory(self, override: Path | None) -> Variant:
         path: Path | None

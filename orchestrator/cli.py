@@ -580,7 +580,7 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
     """List cached stage images with their stage, size and age."""
     import datetime as dt
 
-    from .build.stages import cached_stages
+    from .build.cache import cached_stages
     from .engines import connect
     from .progress import size_text
 
@@ -625,7 +625,7 @@ def cache_prune(
     ] = False,
 ) -> None:
     """Remove cached stages that no current fingerprint uses (but the newest --keep)."""
-    from .build.stages import prune, prune_apt_volumes
+    from .build.cache import prune, prune_apt_volumes
     from .engines import connect
     from .progress import size_text
 

@@ -46,7 +46,7 @@ def no_volumes_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     they go with the session, and so do those of checkouts that are gone (an earlier
     clone of this repository, say), as `cache prune --volumes` removes them."""
     yield
-    from orchestrator.build.stages import forget_checkouts, gone
+    from orchestrator.build.cache import forget_checkouts, gone
     from orchestrator.engines import connect
     from orchestrator.errors import RolecastError
 

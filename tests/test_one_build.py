@@ -220,7 +220,7 @@ def test_a_child_starts_from_the_image_its_parent_built_in_the_same_run(
 def test_two_checkouts_of_one_project_keep_their_stages_apart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.build.stages import cached_stages, prune
+    from orchestrator.build.cache import cached_stages, prune
 
     engine = FakeEngine()
     engine.add_image("example/base:1")
@@ -242,7 +242,7 @@ def test_two_checkouts_of_one_project_keep_their_stages_apart(
 def test_apt_volumes_are_labelled_with_their_checkout_and_pruned_when_it_is_gone(
     setting: tuple[Project, FakeEngine, FakePacker], tmp_path: Path
 ) -> None:
-    from orchestrator.build.stages import prune_apt_volumes
+    from orchestrator.build.cache import prune_apt_volumes
     from orchestrator.names import CHECKOUT_LABEL, apt_volumes, checkout_labels
 
     project, engine, _ = setting

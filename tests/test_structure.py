@@ -25,8 +25,8 @@ LAYERS = [
     {"plan", "render", "graph", "requirements", "bases", "gates"},
     {"publish"},
     {"build", "build.context", "build.preflight", "build.fleet", "build.image",
-     "build.recovery", "build.parents", "build.stages", "build.inputs", "build.packer",
-     "build.verify", "build.preview"},
+     "build.recovery", "build.parents", "build.stages", "build.cache", "build.inputs",
+     "build.packer", "build.verify", "build.preview"},
     {"progress", "starter"},
     {"cli", "__main__"},
 ]  # fmt: skip

@@ -22,7 +22,7 @@ from ..errors import BuildFailedError, InterruptedBuildError
 from ..project import Project
 from ..report import BuildReport, OnEvent, Phase
 from ..tags import TagRules
-from . import preflight, stages
+from . import cache, preflight
 from .context import BuildOptions, Context
 from .fleet import Fleet
 from .image import build_image
@@ -51,7 +51,7 @@ def build_images(
     engine = (connect or engines.connect)()
     ctx = Context(project, options, engine, on_event, rules, packer)
     preflight.requirements(ctx)
-    stages.adopt_legacy_stages(engine, project)
+    cache.adopt_legacy_stages(engine, project)
     fleet = Fleet(
         order=order,
         parents={name: project.parent_in_spec(name) for name in order},

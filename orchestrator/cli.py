@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from .errors import ExitCode, InterruptedBuildError, RolecastError
 from .project import Project, load_project
+
+if TYPE_CHECKING:
+    from .tags import TagRules
 
 app = typer.Typer(
     add_completion=False,
@@ -267,7 +270,7 @@ def render_command(
         err.print(f"wrote {output}; run it with: packer build {output}", markup=False)
 
 
-def _rules(project: Project, version: str | None, extra: list[str] | None = None) -> Any:
+def _rules(project: Project, version: str | None, extra: list[str] | None = None) -> TagRules:
     """The tag rules of this run: the version, extra tags, the commit, the start time."""
     import datetime as dt
 

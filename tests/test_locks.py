@@ -83,14 +83,16 @@ def test_waiting_for_a_lock_stops_on_cancel(tmp_path: Path) -> None:
     holder.release()
 
 
-def guard(*program: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def guard(
+    *program: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.guard", str(os.getpid()), "--", *program],
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=dict(os.environ) | (env or {}),
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -113,6 +115,25 @@ def test_guard_relays_output_and_exit_status() -> None:
 
 def test_guard_kills_what_the_program_left_running_when_it_ends() -> None:
     done = guard("sh", "-c", "sleep 300 & echo $!")
+    assert done.returncode == 0
+    assert gone(int(done.stdout.strip()))
+
+
+def test_guard_ends_what_left_the_programs_group_and_holds_its_output() -> None:
+    # Ansible's workers start sessions of their own and keep Packer's output open: the
+    # guard must still end, and end them, when the program does.
+    program = (
+        "import os\n"
+        "ready, told = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.setsid()\n"
+        "    os.write(told, b'x')\n"
+        "    os.execvp('sleep', ['sleep', '300'])\n"
+        "os.read(ready, 1)\n"  # the worker has its own session before the program ends
+        "print(pid)\n"
+    )
+    done = guard(sys.executable, "-c", program, timeout=60)
     assert done.returncode == 0
     assert gone(int(done.stdout.strip()))
 

@@ -192,6 +192,22 @@ def packer_of(pid: int) -> int:
     return found[0]
 
 
+def holders(path: Path) -> str:
+    """The processes that hold `path` open, each with what runs below it."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            held = any(os.readlink(fd) == str(path) for fd in (entry / "fd").iterdir())
+        except OSError:
+            continue
+        if held:
+            for pid in process_tree(int(entry.name)):
+                lines.append(f"{pid}: {' '.join(cmdline(pid))[:200]}")
+    return "\n".join(lines) or "(no process)"
+
+
 def wait_until_unlocked(project: Path, slug: str = "held", timeout: float = 300) -> None:
     """Returns once no process holds the image's build lock (Packer included)."""
     fd = os.open(project / ".rolecast" / "locks" / f"image-{slug}.lock", os.O_RDWR)
@@ -203,7 +219,9 @@ def wait_until_unlocked(project: Path, slug: str = "held", timeout: float = 300)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 return
             except BlockingIOError:
-                assert time.monotonic() < deadline, "the build lock was never released"
+                assert time.monotonic() < deadline, "the build lock was never released:\n" + (
+                    holders(project / ".rolecast" / "locks" / f"image-{slug}.lock")
+                )
                 time.sleep(0.2)
     finally:
         os.close(fd)

@@ -1,7 +1,7 @@
 """Benchmark: one role of 30 small tasks, built by `rolecast build` and by a hand-written
 Packer template with Packer's default Ansible provisioner settings, in the same run.
 
-    .venv/bin/python bench/build_speed.py [--repeat N] [--out FILE]
+    .venv/bin/python bench/build_speed.py [--repeat N] [--services run|skip] [--out FILE]
 
 Prints a Markdown table of wall times and the ratio rolecast / hand-written template.
 Needs what the engine tests need (Docker engine, packer, the base image from set-up).
@@ -90,7 +90,7 @@ def role_tasks() -> list[dict[str, object]]:
     ]
 
 
-def make_project(root: Path) -> None:
+def make_project(root: Path, services: str = "run") -> None:
     role = root / "roles" / "bench30"
     (role / "tasks").mkdir(parents=True)
     (role / "templates").mkdir()
@@ -106,7 +106,7 @@ def make_project(root: Path) -> None:
         "    roles: [bench30]\n"
         "    tags: [rolecast]\n"
         "    config: {cmd: [/bin/bash]}\n"
-        "defaults: {registry: rolecast-bench}\n"
+        f"defaults: {{registry: rolecast-bench, services: {services}}}\n"
     )
     (root / "playbook.yml").write_text(
         json.dumps([{"hosts": "all", "roles": ["bench30"]}], indent=2)
@@ -143,13 +143,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--services", choices=["run", "skip"], default="run")
     args = parser.parse_args()
     rolecast_times: list[float] = []
     packer_times: list[float] = []
     noop_times: list[float] = []
     with tempfile.TemporaryDirectory(prefix="rolecast-bench-") as tmp:
         root = Path(tmp)
-        make_project(root)
+        make_project(root, args.services)
         try:
             for _ in range(args.repeat):
                 # Alternate the order so neither side always runs on a warmer machine.
@@ -165,7 +166,8 @@ def main() -> None:
     n = statistics.median(noop_times)
     table = "\n".join(
         [
-            f"Build of one role with {TASKS} small tasks (median of {args.repeat} run(s))",
+            f"Build of one role with {TASKS} small tasks, services: {args.services} "
+            f"(median of {args.repeat} run(s))",
             "",
             "| build | wall time | ratio to hand-written template |",
             "|---|---|---|",

@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__
 from .digests import digest, file_digest, value_digest
 from .project import Project, ResolvedImage, Role
+from .provision import service_manager_version, service_tools
 from .spec import RoleRef
 from .tools import package_version
 from .variables import WORD, Variables, inventory_variables, mapping_variables, text_words
@@ -85,6 +86,13 @@ class Manifest:
         )
 
 
+def _service_manager(services: str) -> list[str]:
+    """What the build's service manager is made of: a new version rebuilds."""
+    if services != "run":
+        return []
+    return [service_manager_version(), file_digest(service_tools()["services.py"])]
+
+
 def stage_roles(image: ResolvedImage) -> list[tuple[RoleRef, list[Role]]]:
     """The image's listed roles, each with the meta dependencies it is first to bring."""
     closure = list(image.role_closure)
@@ -112,6 +120,7 @@ def image_manifest(project: Project, image: ResolvedImage, parent_id: str) -> Ma
         "parent image": parent_id,
         "groups": value_digest([spec.groups, image.host, image.variant]),
         "tools": value_digest([package_version("ansible-core"), __version__, RENDER_VERSION]),
+        "services": value_digest([image.services, *_service_manager(image.services)]),
     }
     cfg = root / "ansible.cfg"
     if cfg.is_file():

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import render
+from . import provision, render
 from .engines import Container, Engine
 from .errors import BuildFailedError, ToolMissingError
 from .project import ResolvedImage
+from .spec import Services
 
 Say = Callable[[str], None]
 
@@ -188,9 +189,15 @@ def changed_tasks(events: list[dict[str, Any]], root: Path) -> list[str]:
     return found
 
 
-def bootstrap(container: Container) -> None:
-    """Put back what Ansible needs and the clean-up took away (python3-apt)."""
-    script = "\n".join(render.bootstrap_script()).replace(render.BOOTSTRAP_RECORD, "/dev/null")
+def bootstrap(container: Container, services: Services) -> None:
+    """Put back what Ansible needs and the clean-up took away (python3-apt), and the
+    build's service manager."""
+    if services == "run":
+        tools = {name: path.read_bytes() for name, path in provision.service_tools().items()}
+        container.put(provision.TOOLS_DIR, tools)
+    script = "\n".join(provision.bootstrap_script(services)).replace(
+        provision.BOOTSTRAP_RECORD, "/dev/null"
+    )
     code, output = container.exec(["/bin/sh", "-c", script], user="0")
     if code != 0:
         tail = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
@@ -251,7 +258,7 @@ def idempotence(
         engine, image_id, build_id, image.slug, run=False, container=container_name
     )
     try:
-        bootstrap(container)
+        bootstrap(container, image.services)
         events = run_playbook(setup, container.id, playbook, timeout=timeout)
         failed = failure_message(events, root)
         if failed is not None:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .names import apt_volumes, container_name
-from .spec import ImageConfig
+from .provision import (
+    INIT_COMMAND,
+    SERVICES_COMMAND,
+    TOOLS_DIR,
+    bootstrap_script,
+    cleanup_script,
+    stop_services_script,
+)
+from .spec import ImageConfig, Services
 
 ConnectionKind = Literal["mitogen", "docker", "proxy"]
 
@@ -22,81 +30,7 @@ HOST_ALIAS_PREFIX = "rolecast-"
 # existing, empty directory leaves nothing in the committed image (a new /packer-files
 # mount point would be committed as an empty directory).
 CONTAINER_DIR = "/mnt"
-# What the bootstrap did, kept in the container's own filesystem so that a cached stage
-# carries it to the build that resumes from it; the clean-up removes it before the commit.
-RECORDS_DIR = "/var/lib/rolecast-build"
-BOOTSTRAP_RECORD = f"{RECORDS_DIR}/bootstrap"
-SHIMS_RECORD = f"{RECORDS_DIR}/shims"
-SERVICES_RECORD = f"{RECORDS_DIR}/services"
 STAGE_ROLE = "rolecast_stage"
-
-# Build-time stand-ins, installed only where the real thing is missing and removed before
-# the commit: a build runs as root with no init system, and roles written for VMs
-# expect sudo for `become_user` and systemctl for their services.
-SUDO_SHIM = r"""#!/bin/sh
-# Rolecast's build-time sudo: the build runs as root, so becoming anyone needs no password.
-user=root
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -u) user=$2; shift 2 ;;
-    -u*) user=${1#-u}; shift ;;
-    -p|-g|-C|-D|-r|-t|-U|-T) shift 2 ;;
-    --) shift; break ;;
-    -*) shift ;;
-    *) break ;;
-  esac
-done
-entry=$(getent passwd "$user") || { echo "sudo: unknown user $user" >&2; exit 1; }
-HOME=$(echo "$entry" | cut -d: -f6); USER=$user; LOGNAME=$user; export HOME USER LOGNAME
-if [ "$(echo "$entry" | cut -d: -f3)" = 0 ]; then exec "$@"; fi
-exec runuser -u "$user" -- "$@"
-"""
-
-SYSTEMCTL_SHIM = r"""#!/bin/sh
-# Rolecast's build-time systemctl: no init system runs while an image is built.
-# enable/disable write the [Install] symlinks, as systemctl does offline; start, stop
-# and restart are recorded and skipped: the container's command starts the service.
-dirs="/etc/systemd/system /lib/systemd/system /usr/lib/systemd/system"
-unit_file() {
-  for d in $dirs; do if [ -f "$d/$1" ]; then echo "$d/$1"; return 0; fi; done
-  return 1
-}
-action=""; units=""
-for arg in "$@"; do
-  case "$arg" in
-    -*) ;;
-    *) if [ -z "$action" ]; then action=$arg
-       else case "$arg" in *.*) units="$units $arg" ;; *) units="$units $arg.service" ;; esac
-       fi ;;
-  esac
-done
-case "$action" in
-  enable|reenable|disable)
-    for u in $units; do
-      file=$(unit_file "$u") || { echo "Unit file $u does not exist." >&2; exit 1; }
-      for target in $(sed -n 's/^WantedBy=//p' "$file"); do
-        if [ "$action" = disable ]; then rm -f "/etc/systemd/system/$target.wants/$u"
-        else mkdir -p "/etc/systemd/system/$target.wants"
-             ln -sf "$file" "/etc/systemd/system/$target.wants/$u"; fi
-      done
-    done ;;
-  is-enabled)
-    for u in $units; do
-      if ls /etc/systemd/system/*.wants/"$u" >/dev/null 2>&1; then echo enabled
-      elif unit_file "$u" >/dev/null; then echo disabled; exit 1
-      else echo "Failed to get unit file state for $u" >&2; exit 1; fi
-    done ;;
-  list-unit-files)
-    for u in $units; do unit_file "$u" >/dev/null || exit 1; done ;;
-  start|stop|restart|reload|try-restart|reload-or-restart|try-reload-or-restart|kill)
-    echo "$action$units" >> /var/lib/rolecast-build/services ;;
-  daemon-reload|daemon-reexec|mask|unmask|preset|reset-failed) ;;
-  *) exit 1 ;;
-esac
-exit 0
-"""
-
-POLICY_RC_D = "#!/bin/sh\n# Rolecast: no service starts while an image is built.\nexit 101\n"
 BUILD_LABEL = "io.rolecast.build"
 IMAGE_LABEL = "io.rolecast.image"
 # OpenSSH 9 refuses Packer's RSA host key and its scp server without these.
@@ -142,6 +76,8 @@ class RenderInput:
     apt_cache: bool = False  # apt's lists and caches on volumes of the image's own
     stage_cache: bool = False  # the playbook commits each stage (needs the container id)
     project_id: str = ""  # names the build container, so a later build finds it if orphaned
+    services: Services = "run"
+    tools_dir: Path | None = None  # the service manager's scripts, uploaded with `run`
 
 
 def hcl_escape(text: str) -> str:
@@ -166,14 +102,23 @@ def _effective_user(config: ImageConfig, parent: ParentConfig) -> tuple[str | No
     return None, False
 
 
+def entrypoint_of(config: ImageConfig, parent: ParentConfig) -> list[str] | None:
+    """The image's ENTRYPOINT: the service manager with `init: services`, else the
+    config's, else the parent's."""
+    if config.init == "services":
+        return [INIT_COMMAND]
+    return config.entrypoint if config.entrypoint is not None else parent.entrypoint
+
+
 def changes(config: ImageConfig, parent: ParentConfig, labels: dict[str, str]) -> list[str]:
     """Dockerfile instructions applied at commit. ENTRYPOINT and CMD are always explicit."""
     out: list[str] = []
-    entrypoint = config.entrypoint if config.entrypoint is not None else parent.entrypoint
+    entrypoint = entrypoint_of(config, parent)
     if entrypoint:
         out.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
     cmd = config.cmd if config.cmd is not None else parent.cmd
-    if config.entrypoint is not None and config.cmd is None:
+    new_entrypoint = config.entrypoint is not None or config.init is not None
+    if new_entrypoint and config.cmd is None:
         cmd = None  # as in a Dockerfile: a new ENTRYPOINT drops the inherited CMD
     out.append(f"CMD {json.dumps(cmd or [])}")
     for key, value in config.env.items():
@@ -194,9 +139,7 @@ def changes(config: ImageConfig, parent: ParentConfig, labels: dict[str, str]) -
 
 def run_command(inp: RenderInput) -> list[str]:
     """`docker run` arguments: a shell that waits, labelled so Rolecast can always find it."""
-    config_entrypoint = (
-        inp.config.entrypoint if inp.config.entrypoint is not None else inp.parent_config.entrypoint
-    )
+    config_entrypoint = entrypoint_of(inp.config, inp.parent_config)
     argv = ["-d", "-i", "-t"]
     _, as_root = _effective_user(inp.config, inp.parent_config)
     if as_root:
@@ -207,6 +150,9 @@ def run_command(inp: RenderInput) -> list[str]:
         # `docker commit --change` has no STOPSIGNAL; the container's own is committed.
         argv.append(f"--stop-signal={inp.config.stopsignal}")
     argv.append("--entrypoint=/bin/sh" if config_entrypoint else "--entrypoint=")
+    # As on a VM, the loopback has ::1 (Docker turns IPv6 off in a container): a daemon
+    # that listens on every protocol fails to start without it.
+    argv.append("--sysctl=net.ipv6.conf.lo.disable_ipv6=0")
     if inp.apt_cache:
         # Never committed (a volume is not part of the container's filesystem), kept
         # from one build of the image to the next, as a build cache mount is.
@@ -227,115 +173,6 @@ def run_command(inp: RenderInput) -> list[str]:
     if not config_entrypoint:
         argv.append("/bin/sh")
     return argv
-
-
-def _install_when_missing(command: str, text: str) -> str:
-    """Shell that installs a stand-in for `command` when the image has none, and records it."""
-    path = f"/usr/local/sbin/{command}"
-    return f"""if ! command -v {command} >/dev/null 2>&1; then
-  cat > {path} <<'ROLECAST_SHIM'
-{text.strip()}
-ROLECAST_SHIM
-  chmod 755 {path}
-  shims="$shims {path}"
-fi"""
-
-
-def bootstrap_script() -> list[str]:
-    """Install what Ansible needs (python3; python3-apt for the apt module), and say so."""
-    script = f"""
-set -e
-if [ -f {BOOTSTRAP_RECORD} ]; then
-  echo "rolecast: resuming from a cached stage"
-  if command -v apt-get >/dev/null 2>&1 && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1
-  then
-    # the apt cache volume was removed; without a mirror, only roles that use apt fail
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
-      echo "rolecast: apt-get update failed; roles that install packages will fail" >&2
-  fi
-  exit 0
-fi
-mkdir -p {RECORDS_DIR}
-need=""
-if command -v apt-get >/dev/null 2>&1; then
-  command -v python3 >/dev/null 2>&1 || need="python3"
-  python3 -c 'import apt' >/dev/null 2>&1 || need="$need python3-apt"
-  if [ -n "$need" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    if ! {{ apt-get update -qq &&
-      apt-get install -y -qq --no-install-recommends $need >/dev/null; }}; then
-      command -v python3 >/dev/null 2>&1 || {{
-        echo "rolecast: python3 is missing and apt-get could not install it" >&2; exit 1; }}
-      # No package mirror here (an engine without network): Ansible runs without the apt
-      # module's helper, and only roles that use apt fail, with apt's own error.
-      echo "rolecast: could not install python3-apt; roles that use apt will fail" >&2
-      need=""
-    fi
-  fi
-elif command -v dnf >/dev/null 2>&1; then
-  command -v python3 >/dev/null 2>&1 || {{ need="python3"; dnf install -y -q python3; }}
-elif command -v apk >/dev/null 2>&1; then
-  command -v python3 >/dev/null 2>&1 || {{ need="python3"; apk add --no-cache -q python3; }}
-elif ! command -v python3 >/dev/null 2>&1; then
-  echo "rolecast: no python3 in the image and no apt-get, dnf or apk to install it" >&2
-  exit 1
-fi
-echo "$need" > {BOOTSTRAP_RECORD}
-if [ -n "$need" ]; then echo "rolecast: installed for Ansible:$need"; fi
-shims=""
-mkdir -p /usr/local/sbin
-{_install_when_missing("sudo", SUDO_SHIM)}
-{_install_when_missing("systemctl", SYSTEMCTL_SHIM)}
-if [ -d /usr/sbin ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '{POLICY_RC_D}' > /usr/sbin/policy-rc.d
-  chmod 755 /usr/sbin/policy-rc.d
-  shims="$shims /usr/sbin/policy-rc.d"
-fi
-echo "$shims" > {SHIMS_RECORD}
-"""
-    return script.strip().splitlines()
-
-
-def cleanup_script(config: ImageConfig, apt_cache: bool = False) -> list[str]:
-    """Remove what the build left: Ansible's temp files, Rolecast's own packages, apt lists.
-
-    With `apt_cache`, apt's lists and cache are on volumes, never committed: they stay
-    for the next build."""
-    lines = ["set -e"]
-    if not config.keep_ansible_deps:
-        lines += [
-            f"installed=$(cat {BOOTSTRAP_RECORD} 2>/dev/null || true)",
-            'if [ -n "$installed" ] && command -v apt-mark >/dev/null 2>&1; then',
-            "  apt-mark auto $installed >/dev/null",
-            "  DEBIAN_FRONTEND=noninteractive apt-get autoremove -y -qq --purge >/dev/null",
-            '  left=""',
-            "  for p in $installed; do",
-            '    dpkg -s $p >/dev/null 2>&1 && left="$left $p"',
-            "  done",
-            '  echo "rolecast: removed what only Ansible needed; kept:${left:- none}"',
-            "fi",
-        ]
-    lines += [
-        f'for shim in $(cat {SHIMS_RECORD} 2>/dev/null); do rm -f "$shim"; done',
-        f"if [ -s {SERVICES_RECORD} ]; then",
-        '  echo "rolecast: warning: skipped service actions (no init system in a build):'
-        f' $(sort -u {SERVICES_RECORD} | paste -sd, -)"',
-        "fi",
-        f"rm -rf {RECORDS_DIR}",
-        "for home in /root $(cut -d: -f6 /etc/passwd | sort -u); do",
-        '  [ -d "$home/.ansible" ] && rm -rf "$home/.ansible"',
-        "done",
-        "rm -rf /tmp/.ansible* /tmp/ansible* /var/tmp/.ansible* /var/tmp/ansible* /root/.cache/pip",
-    ]
-    if config.cleanup and not apt_cache:
-        lines += [
-            "if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi",
-            "rm -rf /var/lib/apt/lists/*",
-        ]
-    if config.cleanup:
-        lines.append("rm -rf /tmp/* /var/tmp/*")
-    lines.append("true")
-    return lines
 
 
 def ansible_env(inp: RenderInput) -> list[str]:
@@ -437,13 +274,24 @@ def template(inp: RenderInput) -> dict[str, Any]:
     if inp.connection != "proxy":
         ansible["use_proxy"] = False
     shell_common = {"remote_folder": CONTAINER_DIR}
+    tools: list[dict[str, Any]] = []
+    if inp.services == "run" or inp.config.init == "services":
+        assert inp.tools_dir is not None
+        upload = {"source": hcl_escape(f"{inp.tools_dir}/"), "destination": f"{TOOLS_DIR}/"}
+        tools.append({"file": upload})
+    cleanup = cleanup_script(inp.config, inp.apt_cache, inp.services)
+    stop: list[dict[str, Any]] = []
+    if inp.services == "run" and inp.run_ansible:
+        stop.append({"shell": {"inline": _hcl(stop_services_script()), **shell_common}})
     build: dict[str, Any] = {
         "name": inp.name,
         "sources": [f"source.docker.{inp.name}"],
         "provisioner": [
-            {"shell": {"inline": _hcl(bootstrap_script()), **shell_common}},
+            *tools,
+            {"shell": {"inline": _hcl(bootstrap_script(inp.services)), **shell_common}},
             *([{"ansible": ansible}] if inp.run_ansible else []),
-            {"shell": {"inline": _hcl(cleanup_script(inp.config, inp.apt_cache)), **shell_common}},
+            *stop,
+            {"shell": {"inline": _hcl(cleanup), **shell_common}},
         ],
         "post-processor": [{"docker-tag": {"repository": inp.repository, "tags": list(inp.tags)}}],
     }
@@ -471,7 +319,9 @@ class StageCommit:
 PlayItem = tuple[str, dict[str, Any]] | StageCommit
 
 
-def generated_playbook(name: str, alias: str, items: list[PlayItem]) -> str:
+def generated_playbook(
+    name: str, alias: str, items: list[PlayItem], services: Services = "run"
+) -> str:
     """The playbook that applies an image's roles in order, each with its own vars.
 
     A StageCommit between roles runs the role `rolecast_stage` (from `roles/` beside the
@@ -482,29 +332,26 @@ def generated_playbook(name: str, alias: str, items: list[PlayItem]) -> str:
     entries: list[dict[str, Any]] = []
     for item in items:
         if isinstance(item, StageCommit):
-            entries.append(
-                {
-                    "role": STAGE_ROLE,
-                    "vars": {"rolecast_stage_name": item.name, "rolecast_stage_tag": item.tag},
-                }
-            )
+            stage_vars: dict[str, Any] = {
+                "rolecast_stage_name": item.name,
+                "rolecast_stage_tag": item.tag,
+            }
+            if services == "run":
+                stage_vars["rolecast_stage_services"] = True
+            entries.append({"role": STAGE_ROLE, "vars": stage_vars})
             continue
         role, params = item
         entry: dict[str, Any] = {"role": role}
         if params:
             entry["vars"] = params
         entries.append(entry)
-    play = [
-        {
-            "name": f"rolecast: {name}",
-            "hosts": alias,
-            "gather_facts": True,
-            # Ansible's systemd module then records `enabled` and skips start/restart
-            # instead of failing on the missing init system.
-            "environment": {"SYSTEMD_OFFLINE": "1"},
-            "roles": entries,
-        }
+    play: list[dict[str, Any]] = [
+        {"name": f"rolecast: {name}", "hosts": alias, "gather_facts": True, "roles": entries}
     ]
+    if services == "skip":
+        # Ansible's systemd module then records `enabled` and skips start/restart
+        # instead of failing on the missing init system.
+        play[0]["environment"] = {"SYSTEMD_OFFLINE": "1"}
     header = f"# Generated by rolecast for image {name}; do not edit.\n"
     return header + json.dumps(play, indent=2) + "\n"
 
@@ -516,16 +363,28 @@ STAGE_ROLE_META = """---
 allow_duplicates: true
 dependencies: []
 """
-STAGE_ROLE_TASKS = """---
-# Generated by rolecast: handlers first, so the stage holds everything its roles did.
+STAGE_ROLE_TASKS = f"""---
+# Generated by rolecast: handlers first, so the stage holds everything its roles did;
+# the services stopped cleanly, so that what they wrote is on disk and consistent.
 - name: run the handlers of this stage
   ansible.builtin.meta: flush_handlers
 
-- name: "cache stage {{ rolecast_stage_name }}"
+- name: "stop the services for stage {{{{ rolecast_stage_name }}}}"
+  when: rolecast_container is defined and rolecast_stage_services | default(false)
+  ansible.builtin.command: {SERVICES_COMMAND} stop
+  register: rolecast_stage_stopped  # the services that ran, one per line
+  changed_when: false
+
+- name: "cache stage {{{{ rolecast_stage_name }}}}"
   when: rolecast_container is defined  # not in a gate's second run
   ansible.builtin.debug:
-    msg: "{{ lookup('ansible.builtin.pipe', 'docker commit ' ~ (rolecast_container | quote)
-      ~ ' ' ~ (rolecast_stage_tag | quote)) }}"
+    msg: "{{{{ lookup('ansible.builtin.pipe', 'docker commit ' ~ (rolecast_container | quote)
+      ~ ' ' ~ (rolecast_stage_tag | quote)) }}}}"
+
+- name: "start again the services that ran before stage {{{{ rolecast_stage_name }}}}"
+  when: rolecast_stage_stopped.stdout | default('') | length > 0
+  ansible.builtin.command: {SERVICES_COMMAND} resume
+  changed_when: false
 """
 
 

@@ -26,6 +26,7 @@ class Phase(StrEnum):
     PREPARING = "preparing"
     ANSIBLE = "ansible"
     TASK = "task"
+    STOPPING_SERVICES = "stopping services"  # before a commit, every service of the play
     CLEANING_UP = "cleaning up"
     COMMITTING = "committing"
     TAGGING = "tagging"

@@ -30,6 +30,9 @@ DEFAULT_SPEC_FILE = "rolecast.yml"
 Connection = Literal["auto", "mitogen", "docker", "proxy"]
 # `role`: one cached layer per listed role; `single`: the roles run as one stage.
 Layering = Literal["role", "single"]
+# run: a service manager during the build, every service stopped before each commit;
+# skip: starts and restarts are recorded and skipped (no process is started).
+Services = Literal["run", "skip"]
 
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -159,6 +162,7 @@ class Defaults(Strict):
     labels: Labels = Field(default_factory=dict)
     connection: Connection = "auto"
     layering: Layering = "role"
+    services: Services = "run"
 
     @field_validator("registry")
     @classmethod
@@ -241,6 +245,9 @@ class ImageConfig(Strict):
     stopsignal: str | None = None
     cleanup: bool = True
     keep_ansible_deps: bool = False
+    # services: PID 1 of the image is the build's service manager in its init mode: it
+    # starts the enabled units, reaps zombies, and stops them on `docker stop`.
+    init: Literal["services"] | None = None
 
     @field_validator("user")
     @classmethod
@@ -270,6 +277,15 @@ class ImageConfig(Strict):
         if value is not None and not SIGNAL_RE.match(value):
             raise ValueError(f"{value!r} is not a signal; write e.g. SIGTERM or 15")
         return value
+
+    @model_validator(mode="after")
+    def _init_is_the_entrypoint(self) -> ImageConfig:
+        if self.init == "services" and self.entrypoint is not None:
+            raise ValueError(
+                "init: services makes the service manager the entrypoint; remove "
+                "entrypoint (cmd, if set, names the units to start instead of the enabled ones)"
+            )
+        return self
 
 
 class Verify(Strict):
@@ -301,6 +317,7 @@ class Image(Strict):
     config: ImageConfig = Field(default_factory=ImageConfig)
     connection: Connection | None = None
     layering: Layering | None = None
+    services: Services | None = None
     push: bool = False
     host: str | None = None
     variants: dict[Name, str] = Field(default_factory=dict)

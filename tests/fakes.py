@@ -30,6 +30,9 @@ class FakeContainer:
         self.engine.calls.append(("exec", self.id, " ".join(argv)))
         return 0, b""
 
+    def put(self, directory: str, files: dict[str, bytes]) -> None:
+        self.engine.calls.append(("put", self.id, f"{directory}: {' '.join(sorted(files))}"))
+
     def remove(self) -> None:
         self.engine.containers_by_id.pop(self.id, None)
 

@@ -53,7 +53,7 @@ def test_ls_json(cli: Any) -> None:
     result = cli("ls", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert [d["name"] for d in data] == ["base", "web@staging", "web@production", "app"]
+    assert [d["name"] for d in data] == ["base", "web@staging", "web@production", "app", "db"]
     app = data[3]
     assert app["from"] == "base"
     assert app["from_kind"] == "image"
@@ -84,7 +84,7 @@ def test_init_writes_a_spec_that_validates(cli: Any, project_copy: Path) -> None
     result = cli("-C", str(project_copy), "init")
     assert result.exit_code == 0, result.stderr
     text = (project_copy / "rolecast.yml").read_text()
-    assert "# roles found under roles/: app, common, nginx, python_runtime" in text
+    assert "# roles found under roles/: app, common, nginx, postgres, python_runtime" in text
     # Roles that others pull in through meta dependencies are not listed twice.
     assert "      - app\n      - nginx\n" in text
     assert "inventory: inventories/production" in text

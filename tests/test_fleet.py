@@ -54,10 +54,17 @@ def test_a_failure_skips_its_dependents_and_the_others_go_on() -> None:
         "web@staging": ("failed", "image web@staging: failed"),
         "web@production": ("built", None),
         "app": ("built", None),
+        "db": ("built", None),
     }
     assert builds.started[0] == "base"
-    assert set(builds.started) == {"base", "web@staging", "web@production", "app"}
-    assert [i.name for i in outcome.results] == ["base", "web@staging", "web@production", "app"]
+    assert set(builds.started) == {"base", "web@staging", "web@production", "app", "db"}
+    assert [i.name for i in outcome.results] == [
+        "base",
+        "web@staging",
+        "web@production",
+        "app",
+        "db",
+    ]
     assert [str(f) for f in outcome.failures] == ["image web@staging: failed"]
 
 
@@ -72,9 +79,10 @@ def test_a_failed_parent_skips_its_children() -> None:
         "web@staging": ("skipped", "base failed"),
         "web@production": ("skipped", "base failed"),
         "app": ("skipped", "base failed"),
+        "db": ("skipped", "base failed"),
     }
     assert sorted(skipped) == sorted(
-        [("web@staging", "base failed"), ("web@production", "base failed"), ("app", "base failed")]
+        (name, "base failed") for name in ("web@staging", "web@production", "app", "db")
     )
 
 
@@ -91,12 +99,13 @@ def test_fail_fast_starts_nothing_after_a_failure() -> None:
 def test_each_child_is_handed_its_parents_result() -> None:
     builds = FakeBuilds(set())
     outcome = example_fleet(jobs=2, keep_going=True).run(builds)
-    assert [i.result for i in outcome.results] == ["built"] * 4
+    assert [i.result for i in outcome.results] == ["built"] * 5
     assert builds.handed == {
         "base": None,
         "web@staging": "id-base",
         "web@production": "id-base",
         "app": "id-base",
+        "db": "id-base",
     }
 
 

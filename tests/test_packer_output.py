@@ -33,6 +33,10 @@ def test_tasks_phases_and_image() -> None:
         "    web.docker.web: TASK [nginx : Install nginx] *****",
         "    web.docker.web: RUNNING HANDLER [nginx : Restart nginx] ****",
         "==> web.docker.web: Provisioning with shell script: /tmp/y",
+        "    web.docker.web: rolecast: stopping the services of the play",
+        "    web.docker.web: rolecast: services started during the play: nginx.service"
+        " (running, stopped cleanly)",
+        "==> web.docker.web: Provisioning with shell script: /tmp/z",
         "==> web.docker.web: Committing the container",
         "    web.docker.web: Image ID: sha256:" + "a" * 64,
         "==> web.docker.web: Running post-processor:  (type docker-tag)",
@@ -46,11 +50,16 @@ def test_tasks_phases_and_image() -> None:
         "task",
         "task",
         "cleaning up",
+        "stopping services",
+        "cleaning up",
         "committing",
         "tagging",
     ]
     assert (state.role, state.task) == ("nginx", "Restart nginx")
-    assert state.notes == ["installed for Ansible: python3-apt"]
+    assert state.notes == [
+        "installed for Ansible: python3-apt",
+        "services started during the play: nginx.service (running, stopped cleanly)",
+    ]
     assert state.image_id == "sha256:" + "a" * 64
     assert state.tagged == ["localhost:5000/x/web:1"]
     assert state.failure is None

@@ -23,7 +23,7 @@ def spec_error(root: Path, spec: str) -> str:
 
 def test_example_project_resolves_parents_roles_and_order() -> None:
     project = load_project(ROOT)
-    assert project.order == ("base", "web@staging", "web@production", "app")
+    assert project.order == ("base", "web@staging", "web@production", "app", "db")
     web = project.images["web@staging"]
     assert (web.parent_kind, web.parent) == ("image", "base")
     # nginx depends on common in its meta/main.yml; Ansible runs dependencies first.
@@ -44,7 +44,7 @@ def test_example_project_resolves_parents_roles_and_order() -> None:
 def test_select_adds_the_images_an_image_is_built_from() -> None:
     project = load_project(ROOT)
     assert project.select(["app"]) == ["base", "app"]
-    assert project.select([]) == ["base", "web@staging", "web@production", "app"]
+    assert project.select([]) == ["base", "web@staging", "web@production", "app", "db"]
     # A spec name means all its variants; a variant can be named alone.
     assert project.select(["web"]) == ["base", "web@staging", "web@production"]
     assert project.select(["web@production"]) == ["base", "web@production"]

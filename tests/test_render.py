@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator import render
+from orchestrator import provision, render
 from orchestrator.render import ParentConfig, RenderInput
 from orchestrator.spec import ImageConfig
 
@@ -35,6 +35,7 @@ def make_input(**overrides: object) -> RenderInput:
         roles_paths=[Path("/p/roles")],
         ansible_config=Path("/p/ansible.cfg"),
         mitogen_strategy_dir=Path("/venv/ansible_mitogen/plugins/strategy"),
+        tools_dir=Path("/p/.rolecast/build/web/tools"),
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -52,6 +53,7 @@ def test_template_for_packer_1_6() -> None:
         "-i",
         "-t",
         "--entrypoint=",
+        "--sysctl=net.ipv6.conf.lo.disable_ipv6=0",
         "--label",
         "io.rolecast.build=b123",
         "--label",
@@ -67,8 +69,10 @@ def test_template_for_packer_1_6() -> None:
     build = data["build"]
     assert build["sources"] == ["source.docker.web"]
     kinds = [next(iter(p)) for p in build["provisioner"]]
-    assert kinds == ["shell", "ansible", "shell"]
-    ansible = build["provisioner"][1]["ansible"]
+    # upload of the service manager, bootstrap, the play, stopping services, clean-up
+    assert kinds == ["file", "shell", "ansible", "shell", "shell"]
+    assert "rolecast-services stop" in "\n".join(build["provisioner"][3]["shell"]["inline"])
+    ansible = build["provisioner"][2]["ansible"]
     assert ansible["playbook_file"] == "/p/.rolecast/build/web/playbook.yml"
     assert ansible["command"] == "ansible-playbook"
     assert ansible["groups"] == ["webservers"]
@@ -113,7 +117,7 @@ def test_template_for_packer_1_7_declares_its_plugins() -> None:
 
 def test_proxy_connection_gets_openssh9_options() -> None:
     data = render.template(make_input(connection="proxy", mitogen_strategy_dir=None))
-    ansible = data["build"]["provisioner"][1]["ansible"]
+    ansible = data["build"]["provisioner"][2]["ansible"]
     assert "use_proxy" not in ansible
     env = dict(e.split("=", 1) for e in ansible["ansible_env_vars"])
     assert env["ANSIBLE_SSH_EXTRA_ARGS"] == (
@@ -125,7 +129,7 @@ def test_proxy_connection_gets_openssh9_options() -> None:
 
 def test_docker_connection_uses_community_docker_with_pipelining() -> None:
     data = render.template(make_input(connection="docker", mitogen_strategy_dir=None))
-    ansible = data["build"]["provisioner"][1]["ansible"]
+    ansible = data["build"]["provisioner"][2]["ansible"]
     assert "ansible_connection=community.docker.docker" in ansible["extra_arguments"]
     assert "ANSIBLE_PIPELINING=True" in ansible["ansible_env_vars"]
 
@@ -196,15 +200,15 @@ def test_stopsignal_is_set_on_the_build_container() -> None:
 
 
 def test_cleanup_script_follows_the_config() -> None:
-    default = "\n".join(render.cleanup_script(ImageConfig()))
+    default = "\n".join(provision.cleanup_script(ImageConfig()))
     assert "apt-get autoremove" in default
     assert "rm -rf /var/lib/apt/lists/*" in default
     keep = ImageConfig.model_validate({"keep_ansible_deps": True, "cleanup": False})
-    kept = "\n".join(render.cleanup_script(keep))
+    kept = "\n".join(provision.cleanup_script(keep))
     assert "autoremove" not in kept
     assert "/var/lib/apt/lists" not in kept
     assert '.ansible"' in kept
-    on_volumes = "\n".join(render.cleanup_script(ImageConfig(), apt_cache=True))
+    on_volumes = "\n".join(provision.cleanup_script(ImageConfig(), apt_cache=True))
     assert "/var/lib/apt/lists" not in on_volumes and "apt-get clean" not in on_volumes
     assert "rm -rf /tmp/* /var/tmp/*" in on_volumes
 
@@ -228,7 +232,11 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
     assert play[0]["roles"] == [
         {
             "role": "rolecast_stage",
-            "vars": {"rolecast_stage_name": "image", "rolecast_stage_tag": "rolecast-cache/web:aa"},
+            "vars": {
+                "rolecast_stage_name": "image",
+                "rolecast_stage_tag": "rolecast-cache/web:aa",
+                "rolecast_stage_services": True,
+            },
         },
         {"role": "nginx"},
         {
@@ -236,18 +244,34 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
             "vars": {
                 "rolecast_stage_name": "role nginx",
                 "rolecast_stage_tag": "rolecast-cache/web:bb",
+                "rolecast_stage_services": True,
             },
         },
     ]
     tasks = yaml.safe_load(render.STAGE_ROLE_TASKS)
     assert tasks[0]["ansible.builtin.meta"] == "flush_handlers"
-    assert tasks[1]["when"] == "rolecast_container is defined"
+    stop, commit, resume = tasks[1:]
+    assert commit["when"] == "rolecast_container is defined"  # not in a gate's second run
+    assert "docker commit" in commit["ansible.builtin.debug"]["msg"]
+    # The services stop before the commit (what they wrote is on disk) and run again after.
+    assert stop["ansible.builtin.command"].endswith("rolecast-services stop")
+    assert resume["ansible.builtin.command"].endswith("rolecast-services resume")
+    assert stop["when"].startswith("rolecast_container is defined and ")
+    # Nothing ran before the stage: nothing to start again (no task run for nothing).
+    assert resume["when"] == "rolecast_stage_stopped.stdout | default('') | length > 0"
     args = render.ansible_arguments(make_input(stage_cache=True))
     assert "rolecast_container=${build.ID}" in args
 
 
 @pytest.mark.parametrize(
-    "script", [render.bootstrap_script(), render.cleanup_script(ImageConfig())]
+    "script",
+    [
+        provision.bootstrap_script(),
+        provision.cleanup_script(ImageConfig()),
+        provision.bootstrap_script("skip"),
+        provision.cleanup_script(ImageConfig(), services="skip"),
+        provision.stop_services_script(),
+    ],
 )
 def test_scripts_are_valid_shell(script: list[str]) -> None:
     done = subprocess.run(["sh", "-n"], input="\n".join(script), text=True, capture_output=True)
@@ -265,10 +289,51 @@ def test_generated_playbook_applies_roles_in_order_with_their_vars() -> None:
             "name": "rolecast: app",
             "hosts": "rolecast-app",
             "gather_facts": True,
-            "environment": {"SYSTEMD_OFFLINE": "1"},
             "roles": [{"role": "python_runtime"}, {"role": "app", "vars": {"app_port": 9000}}],
         }
     ]
+
+
+def test_services_skip_keeps_systemd_offline_and_the_recording_stand_in() -> None:
+    items: list[render.PlayItem] = [("app", {}), render.StageCommit("role app", "c:1")]
+    skip = json.loads(render.generated_playbook("app", "h", items, "skip").split("\n", 1)[1])
+    assert skip[0]["environment"] == {"SYSTEMD_OFFLINE": "1"}
+    assert "rolecast_stage_services" not in skip[0]["roles"][1]["vars"]
+    run = json.loads(render.generated_playbook("app", "h", items, "run").split("\n", 1)[1])
+    assert "environment" not in run[0]
+    assert run[0]["roles"][1]["vars"]["rolecast_stage_services"] is True
+    skipped = "\n".join(provision.bootstrap_script("skip"))
+    assert "policy-rc.d" in skipped and "recorded and skipped" in skipped
+    assert provision.TOOLS_DIR not in skipped
+    running = "\n".join(provision.bootstrap_script("run"))
+    assert "policy-rc.d" not in running  # maintainer scripts start services, as on a VM
+    assert f"{provision.TOOLS_DIR}/services.py systemctl" in running
+    assert "mkdir -p /run/systemd/system" in running  # Ansible's service manager fact
+    stop = "\n".join(provision.stop_services_script())
+    assert stop.index("rolecast-services stop") < stop.index("rolecast-services report")
+    assert "rolecast-services" not in "\n".join(provision.cleanup_script(ImageConfig()))
+    skipping = render.template(make_input(services="skip"))["build"]["provisioner"]
+    assert [next(iter(p)) for p in skipping] == ["shell", "ansible", "shell"]
+
+
+def test_services_run_uploads_the_service_manager_before_the_bootstrap() -> None:
+    provisioners = render.template(make_input())["build"]["provisioner"]
+    assert provisioners[0] == {
+        "file": {
+            "source": "/p/.rolecast/build/web/tools/",
+            "destination": "/usr/local/lib/rolecast-build/",
+        }
+    }
+    assert "shell" in provisioners[1]
+    skipped = render.template(make_input(services="skip"))["build"]["provisioner"]
+    assert "file" not in skipped[0]
+    assert set(provision.service_tools()) == {
+        "systemctl3.py",
+        "journalctl3.py",
+        "services.py",
+        "EUPL-LICENSE.md",
+    }
+    assert all(path.is_file() for path in provision.service_tools().values())
 
 
 def test_hcl_escape() -> None:
@@ -277,5 +342,28 @@ def test_hcl_escape() -> None:
 
 def test_vault_arguments_pass_paths_only() -> None:
     inp = make_input(vault_arguments=["--vault-password-file=/secrets/vault.txt"])
-    args = render.template(inp)["build"]["provisioner"][1]["ansible"]["extra_arguments"]
+    args = render.template(inp)["build"]["provisioner"][2]["ansible"]["extra_arguments"]
     assert "--vault-password-file=/secrets/vault.txt" in args
+
+
+def test_init_services_makes_the_service_manager_the_entrypoint_and_keeps_it() -> None:
+    config = ImageConfig.model_validate({"init": "services"})
+    parent = ParentConfig(entrypoint=["/docker-entrypoint.sh"], cmd=["nginx"])
+    assert render.changes(config, parent, {})[:2] == [
+        'ENTRYPOINT ["/usr/local/sbin/rolecast-init"]',
+        "CMD []",  # a new entrypoint drops the parent's command, as in a Dockerfile
+    ]
+    data = render.template(make_input(config=config, services="skip"))
+    assert next(iter(data["build"]["provisioner"][0])) == "file"  # the manager is uploaded
+    # The build's own container still waits in a shell.
+    assert "--entrypoint=/bin/sh" in data["source"]["docker"]["web"]["run_command"]
+    kept = "\n".join(provision.cleanup_script(config))
+    assert kept.index("cp /usr/local/lib/rolecast-build/systemctl3.py") < kept.index(
+        "rm -rf /usr/local/lib/rolecast-build"
+    )
+    assert '[ "$p" = python3 ] ||' in kept  # python3 stays: the manager runs on it
+
+
+def test_init_services_refuses_an_entrypoint() -> None:
+    with pytest.raises(ValueError, match="init: services makes the service manager the entrypoint"):
+        ImageConfig.model_validate({"init": "services", "entrypoint": ["/bin/app"]})

@@ -47,7 +47,7 @@ def test_example_project_validates(cli: Any) -> None:
     result = cli("validate")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == (
-        "rolecast.yml: ok (4 images: base, web@staging, web@production, app)"
+        "rolecast.yml: ok (5 images: base, web@staging, web@production, app, db)"
     )
 
 

@@ -17,11 +17,11 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 # Bottom to top: a module may import its own layer and the layers below it.
 LAYERS = [
     {"", "errors", "digests", "names", "report", "yamlsource", "guard", "runner", "locks",
-     "history", "packer_output"},
+     "history", "packer_output", "container", "container.services"},
     {"spec", "engines", "engines.interface", "engines.docker"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
      "project.resolver"},
-    {"variables", "fingerprint", "state", "tags", "tools"},
+    {"variables", "fingerprint", "state", "tags", "tools", "provision"},
     {"plan", "render", "graph", "requirements", "bases", "gates"},
     {"publish"},
     {"build", "build.context", "build.preflight", "build.fleet", "build.image",

@@ -4,11 +4,12 @@ template, written into `.rolecast/build/IMAGE/`."""
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import __version__, render
+from .. import __version__, provision, render
 from ..errors import ToolMissingError, UsageError
 from ..fingerprint import Manifest, stage_roles
 from ..names import candidate_repository
@@ -137,6 +138,8 @@ def render_input(
         ansible_playbook=ansible_playbook(),
         apt_cache=image.spec.config.cleanup,
         project_id=ctx.identity,
+        services=image.services,
+        tools_dir=build_dir / "tools",
     )
 
 
@@ -165,6 +168,12 @@ def write_inputs(
 ) -> Path:
     """Write the template and what it reads into `.rolecast/build/<image>/`."""
     build_dir.mkdir(parents=True, exist_ok=True)
+    if inp.tools_dir is not None:
+        shutil.rmtree(inp.tools_dir, ignore_errors=True)
+        if inp.services == "run" or inp.config.init == "services":
+            inp.tools_dir.mkdir()
+            for name, source in provision.service_tools().items():
+                shutil.copyfile(source, inp.tools_dir / name)
     if image.playbook is None:
         stage_role = build_dir / "roles" / render.STAGE_ROLE
         (stage_role / "meta").mkdir(parents=True, exist_ok=True)
@@ -172,12 +181,13 @@ def write_inputs(
         (stage_role / "meta" / "main.yml").write_text(render.STAGE_ROLE_META, encoding="utf-8")
         (stage_role / "tasks" / "main.yml").write_text(render.STAGE_ROLE_TASKS, encoding="utf-8")
         (build_dir / "playbook.yml").write_text(
-            render.generated_playbook(image.name, inp.host_alias, items), encoding="utf-8"
+            render.generated_playbook(image.name, inp.host_alias, items, inp.services),
+            encoding="utf-8",
         )
         # The idempotence gate applies every role again, whatever came from the cache.
         every_role = [(ref.role, dict(ref.vars)) for ref in image.roles]
         (build_dir / "gate-playbook.yml").write_text(
-            render.generated_playbook(image.name, inp.host_alias, list(every_role)),
+            render.generated_playbook(image.name, inp.host_alias, list(every_role), inp.services),
             encoding="utf-8",
         )
     extra_vars = {"image_build": True, **image.spec.vars}

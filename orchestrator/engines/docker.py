@@ -8,8 +8,10 @@ engine's own reason, or as "absent" (None, False) where absence is an answer.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,19 @@ class DockerContainer:
         except FAILURES as exc:
             raise EngineError(f"exec in container {self.id[:12]}: {_reason(exc)}") from None
         return int(code), bytes(output or b"")
+
+    def put(self, directory: str, files: dict[str, bytes]) -> None:
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(content), 0o755
+                tar.addfile(info, io.BytesIO(content))
+        self.exec(["mkdir", "-p", directory])
+        try:
+            self._container.put_archive(directory, archive.getvalue())
+        except FAILURES as exc:
+            raise EngineError(f"copy into container {self.id[:12]}: {_reason(exc)}") from None
 
     def remove(self) -> None:
         try:

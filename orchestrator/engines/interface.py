@@ -49,6 +49,10 @@ class Container(Protocol):
 
     def exec(self, argv: list[str], user: str = "0") -> tuple[int, bytes]: ...
 
+    def put(self, directory: str, files: dict[str, bytes]) -> None:
+        """Write `files` (name: content) into `directory`, which is made if missing."""
+        ...
+
     def remove(self) -> None: ...
 
 

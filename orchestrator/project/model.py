@@ -10,7 +10,7 @@ from typing import Literal
 
 from ..errors import UsageError
 from ..names import project_identity
-from ..spec import BaseImage, Image, LoadedSpec, RoleRef
+from ..spec import BaseImage, Image, LoadedSpec, RoleRef, Services
 
 ParentKind = Literal["image", "base", "external"]
 GALAXY_DIR = Path(".rolecast") / "galaxy"
@@ -42,6 +42,7 @@ class ResolvedImage:
     host: str | None
     verify_playbook: Path | None = None
     layered: bool = False  # one cached stage per listed role (`layering: role`, no playbook)
+    services: Services = "run"  # `services:` of the image, or of `defaults`
 
     @property
     def slug(self) -> str:

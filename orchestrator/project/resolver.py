@@ -265,6 +265,7 @@ class Resolver:
                     host=image.host,
                     verify_playbook=verify,
                     layered=layering == "role" and playbook is None and image.playbook is None,
+                    services=image.services or spec.defaults.services,
                 )
         return images, graph
 

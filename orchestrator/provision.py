@@ -1,0 +1,310 @@
+"""What runs in the build container around the play: the bootstrap before it (what
+Ansible needs, and what stands in for a VM) and the clean-up after it. Pure: each function
+returns the lines of a shell provisioner.
+
+A build runs as root with no init system, and roles written for VMs expect sudo for
+`become_user` and a service manager. With `services: run` (the default) the service
+manager is docker-systemctl-replacement, driven by `container/services.py`: services
+really run during the play and are stopped cleanly before every commit. With
+`services: skip`, a stand-in records starts and restarts and skips them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, distribution, version
+from pathlib import Path
+
+from .packer_output import STOPPING_SERVICES_LINE
+from .spec import ImageConfig, Services
+
+# What the bootstrap did, kept in the container's own filesystem so that a cached stage
+# carries it to the build that resumes from it; the clean-up removes it before the commit.
+RECORDS_DIR = "/var/lib/rolecast-build"
+BOOTSTRAP_RECORD = f"{RECORDS_DIR}/bootstrap"
+SHIMS_RECORD = f"{RECORDS_DIR}/shims"
+SERVICES_RECORD = f"{RECORDS_DIR}/services"
+
+# Build-time stand-ins, installed only where the real thing is missing and removed before
+# the commit: a build runs as root with no init system, and roles written for VMs
+# expect sudo for `become_user` and systemctl for their services.
+SUDO_SHIM = r"""#!/bin/sh
+# Rolecast's build-time sudo: the build runs as root, so becoming anyone needs no password.
+user=root
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -u) user=$2; shift 2 ;;
+    -u*) user=${1#-u}; shift ;;
+    -p|-g|-C|-D|-r|-t|-U|-T) shift 2 ;;
+    --) shift; break ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+entry=$(getent passwd "$user") || { echo "sudo: unknown user $user" >&2; exit 1; }
+HOME=$(echo "$entry" | cut -d: -f6); USER=$user; LOGNAME=$user; export HOME USER LOGNAME
+if [ "$(echo "$entry" | cut -d: -f3)" = 0 ]; then exec "$@"; fi
+exec runuser -u "$user" -- "$@"
+"""
+
+SYSTEMCTL_SHIM = r"""#!/bin/sh
+# Rolecast's build-time systemctl: no init system runs while an image is built.
+# enable/disable write the [Install] symlinks, as systemctl does offline; start, stop
+# and restart are recorded and skipped: the container's command starts the service.
+dirs="/etc/systemd/system /lib/systemd/system /usr/lib/systemd/system"
+unit_file() {
+  for d in $dirs; do if [ -f "$d/$1" ]; then echo "$d/$1"; return 0; fi; done
+  return 1
+}
+action=""; units=""
+for arg in "$@"; do
+  case "$arg" in
+    -*) ;;
+    *) if [ -z "$action" ]; then action=$arg
+       else case "$arg" in *.*) units="$units $arg" ;; *) units="$units $arg.service" ;; esac
+       fi ;;
+  esac
+done
+case "$action" in
+  enable|reenable|disable)
+    for u in $units; do
+      file=$(unit_file "$u") || { echo "Unit file $u does not exist." >&2; exit 1; }
+      for target in $(sed -n 's/^WantedBy=//p' "$file"); do
+        if [ "$action" = disable ]; then rm -f "/etc/systemd/system/$target.wants/$u"
+        else mkdir -p "/etc/systemd/system/$target.wants"
+             ln -sf "$file" "/etc/systemd/system/$target.wants/$u"; fi
+      done
+    done ;;
+  is-enabled)
+    for u in $units; do
+      if ls /etc/systemd/system/*.wants/"$u" >/dev/null 2>&1; then echo enabled
+      elif unit_file "$u" >/dev/null; then echo disabled; exit 1
+      else echo "Failed to get unit file state for $u" >&2; exit 1; fi
+    done ;;
+  list-unit-files)
+    for u in $units; do unit_file "$u" >/dev/null || exit 1; done ;;
+  start|stop|restart|reload|try-restart|reload-or-restart|try-reload-or-restart|kill)
+    echo "$action$units" >> /var/lib/rolecast-build/services ;;
+  daemon-reload|daemon-reexec|mask|unmask|preset|reset-failed) ;;
+  *) exit 1 ;;
+esac
+exit 0
+"""
+
+POLICY_RC_D = "#!/bin/sh\n# Rolecast: no service starts while an image is built.\nexit 101\n"
+
+# Where the service manager's scripts are uploaded for the build; removed before the commit.
+TOOLS_DIR = "/usr/local/lib/rolecast-build"
+SERVICES_COMMAND = "/usr/local/sbin/rolecast-services"
+SERVICE_MANAGER_PACKAGE = "docker-systemctl-replacement"
+# With `config.init: services`, what stays in the image: the service manager and its
+# licence, and the entrypoint that runs it as PID 1.
+INIT_DIR = "/usr/local/lib/rolecast"
+INIT_COMMAND = "/usr/local/sbin/rolecast-init"
+
+
+def service_tools() -> dict[str, Path]:
+    """The files uploaded to TOOLS_DIR for `services: run`, by their name there."""
+    replacement = resources.files("systemctl2")
+    ours = resources.files("orchestrator.container")
+    found = {
+        "systemctl3.py": Path(str(replacement / "systemctl3.py")),
+        "journalctl3.py": Path(str(replacement / "journalctl3.py")),
+        "services.py": Path(str(ours / "services.py")),
+    }
+    licence = [f for f in distribution(SERVICE_MANAGER_PACKAGE).files or [] if "LICENSE" in f.name]
+    if licence:
+        found["EUPL-LICENSE.md"] = Path(str(licence[0].locate()))
+    return found
+
+
+def service_manager_version() -> str:
+    try:
+        return version(SERVICE_MANAGER_PACKAGE)
+    except PackageNotFoundError:
+        return "missing"
+
+
+def _wrapper(path: str, command: str) -> str:
+    """Shell that puts `command` at `path` for the build (ahead of any real one on PATH)
+    and records it for the clean-up."""
+    return "\n".join(
+        [
+            f"""printf '#!/bin/sh\\nexec %s {command} "$@"\\n' "$python" > {path}""",
+            f"chmod 755 {path}",
+            f'shims="$shims {path}"',
+        ]
+    )
+
+
+def _service_manager(services: Services) -> str:
+    if services == "skip":
+        return f"""{_install_when_missing("systemctl", SYSTEMCTL_SHIM)}
+if [ -d /usr/sbin ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '{POLICY_RC_D}' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  shims="$shims /usr/sbin/policy-rc.d"
+fi"""
+    # A package's maintainer scripts start its services, as on a VM; /run/systemd/system
+    # tells them, and Ansible's service-manager fact, that systemd manages this host.
+    # /usr/sbin is on every PATH they run with, and before /usr/bin (systemd's own).
+    return f"""python=$(command -v python3)
+{_wrapper("/usr/sbin/systemctl", f"{TOOLS_DIR}/services.py systemctl")}
+{_wrapper("/usr/sbin/journalctl", f"{TOOLS_DIR}/journalctl3.py")}
+{_wrapper(SERVICES_COMMAND, f"{TOOLS_DIR}/services.py")}
+if [ ! -d /run/systemd/system ]; then
+  mkdir -p /run/systemd/system
+  shims="$shims /run/systemd/system"
+fi"""
+
+
+def _keep_init() -> list[str]:
+    """`config.init: services`: the service manager stays, as the image's PID 1 (python3,
+    which it runs on, stays too)."""
+    return [
+        f"mkdir -p {INIT_DIR}",
+        f"cp {TOOLS_DIR}/systemctl3.py {TOOLS_DIR}/EUPL-LICENSE.md {INIT_DIR}/",
+        "python=$(command -v python3)",
+        f"""printf '#!/bin/sh\\nexec %s {INIT_DIR}/systemctl3.py "$@"\\n' "$python" \\""",
+        f"  > {INIT_COMMAND}",
+        f"chmod 755 {INIT_COMMAND}",
+        # `docker exec CONTAINER systemctl status` asks the same manager.
+        f"cp {INIT_COMMAND} /usr/local/bin/systemctl",
+        f'kept=""; for p in $(cat {BOOTSTRAP_RECORD} 2>/dev/null); do',
+        '  [ "$p" = python3 ] || kept="$kept $p"',
+        f'done; echo "$kept" > {BOOTSTRAP_RECORD}',
+    ]
+
+
+def _resume_services(services: Services) -> str:
+    if services != "run":
+        return ""
+    return f"""
+  if [ -x {SERVICES_COMMAND} ]; then {SERVICES_COMMAND} resume; fi"""
+
+
+def _install_when_missing(command: str, text: str) -> str:
+    """Shell that installs a stand-in for `command` when the image has none, and records it."""
+    path = f"/usr/local/sbin/{command}"
+    return f"""if ! command -v {command} >/dev/null 2>&1; then
+  cat > {path} <<'ROLECAST_SHIM'
+{text.strip()}
+ROLECAST_SHIM
+  chmod 755 {path}
+  shims="$shims {path}"
+fi"""
+
+
+def bootstrap_script(services: Services = "run") -> list[str]:
+    """Install what Ansible needs (python3; python3-apt for the apt module), and say so;
+    then what stands in for a VM: sudo, and the service manager of `services`."""
+    script = f"""
+set -e
+if [ -f {BOOTSTRAP_RECORD} ]; then
+  echo "rolecast: resuming from a cached stage"{_resume_services(services)}
+  if command -v apt-get >/dev/null 2>&1 && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1
+  then
+    # the apt cache volume was removed; without a mirror, only roles that use apt fail
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+      echo "rolecast: apt-get update failed; roles that install packages will fail" >&2
+  fi
+  exit 0
+fi
+mkdir -p {RECORDS_DIR}
+need=""
+if command -v apt-get >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || need="python3"
+  python3 -c 'import apt' >/dev/null 2>&1 || need="$need python3-apt"
+  if [ -n "$need" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    if ! {{ apt-get update -qq &&
+      apt-get install -y -qq --no-install-recommends $need >/dev/null; }}; then
+      command -v python3 >/dev/null 2>&1 || {{
+        echo "rolecast: python3 is missing and apt-get could not install it" >&2; exit 1; }}
+      # No package mirror here (an engine without network): Ansible runs without the apt
+      # module's helper, and only roles that use apt fail, with apt's own error.
+      echo "rolecast: could not install python3-apt; roles that use apt will fail" >&2
+      need=""
+    fi
+  fi
+elif command -v dnf >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || {{ need="python3"; dnf install -y -q python3; }}
+elif command -v apk >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || {{ need="python3"; apk add --no-cache -q python3; }}
+elif ! command -v python3 >/dev/null 2>&1; then
+  echo "rolecast: no python3 in the image and no apt-get, dnf or apk to install it" >&2
+  exit 1
+fi
+echo "$need" > {BOOTSTRAP_RECORD}
+if [ -n "$need" ]; then echo "rolecast: installed for Ansible:$need"; fi
+shims=""
+mkdir -p /usr/local/sbin
+{_install_when_missing("sudo", SUDO_SHIM)}
+{_service_manager(services)}
+echo "$shims" > {SHIMS_RECORD}
+"""
+    return script.strip().splitlines()
+
+
+def stop_services_script() -> list[str]:
+    """Before the commit (`services: run`): every service of the play stopped cleanly,
+    nothing of the build left running, and the build notes on each service."""
+    return [
+        "set -e",
+        f'echo "{STOPPING_SERVICES_LINE}"',
+        f"if [ -x {SERVICES_COMMAND} ]; then",
+        f"  {SERVICES_COMMAND} stop >/dev/null",
+        f"  {SERVICES_COMMAND} report",
+        "fi",
+    ]
+
+
+def cleanup_script(
+    config: ImageConfig, apt_cache: bool = False, services: Services = "run"
+) -> list[str]:
+    """Remove what the build left: Ansible's temp files,
+    Rolecast's own packages and stand-ins, apt lists.
+
+    With `apt_cache`, apt's lists and cache are on volumes, never committed: they stay
+    for the next build."""
+    lines = ["set -e"]
+    if config.init == "services":
+        lines += _keep_init()
+    if not config.keep_ansible_deps:
+        lines += [
+            f"installed=$(cat {BOOTSTRAP_RECORD} 2>/dev/null || true)",
+            'if [ -n "$installed" ] && command -v apt-mark >/dev/null 2>&1; then',
+            "  apt-mark auto $installed >/dev/null",
+            "  DEBIAN_FRONTEND=noninteractive apt-get autoremove -y -qq --purge >/dev/null",
+            '  left=""',
+            "  for p in $installed; do",
+            '    dpkg -s $p >/dev/null 2>&1 && left="$left $p"',
+            "  done",
+            '  echo "rolecast: removed what only Ansible needed; kept:${left:- none}"',
+            "fi",
+        ]
+    lines += [
+        f'for shim in $(cat {SHIMS_RECORD} 2>/dev/null); do rm -rf "$shim"; done',
+        f"rm -rf {TOOLS_DIR}",
+        f"if [ -s {SERVICES_RECORD} ]; then",
+        '  echo "rolecast: warning: skipped service actions (no init system in a build):'
+        f' $(sort -u {SERVICES_RECORD} | paste -sd, -)"',
+        "fi",
+        f"rm -rf {RECORDS_DIR}",
+        "for home in /root $(cut -d: -f6 /etc/passwd | sort -u); do",
+        '  [ -d "$home/.ansible" ] && rm -rf "$home/.ansible"',
+        "done",
+        "rm -rf /tmp/.ansible* /tmp/ansible* /var/tmp/.ansible* /var/tmp/ansible* /root/.cache/pip",
+    ]
+    if services == "run":
+        # What the service manager wrote about the build's services: not the image's.
+        lines.append("rm -f /var/log/systemctl.log /var/log/journal/*.unit.log")
+    if config.cleanup and not apt_cache:
+        lines += [
+            "if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi",
+            "rm -rf /var/lib/apt/lists/*",
+        ]
+    if config.cleanup:
+        lines.append("rm -rf /tmp/* /var/tmp/*")
+    lines.append("true")
+    return lines

@@ -42,7 +42,7 @@ def test_every_example_image_is_built_and_tagged(
     example_build: dict[str, Any], docker_engine: Any
 ) -> None:
     results = {i["name"]: i for i in example_build["images"]}
-    assert list(results) == ["base", "web@staging", "web@production", "app"]
+    assert list(results) == ["base", "web@staging", "web@production", "app", "db"]
     for name, item in results.items():
         repository, _, variant = name.partition("@")
         tag = f"latest-{variant}" if variant else "latest"
@@ -54,6 +54,11 @@ def test_every_example_image_is_built_and_tagged(
     assert "idempotence: no task changed on a second run" in results["app"]["notes"]
     assert "verify: passed" in results["app"]["notes"]
     assert "verify: passed" in results["web@production"]["notes"]
+    # The database role ran its server during the build; the image's PID 1 runs it.
+    assert "verify: passed" in results["db"]["notes"]
+    assert any(
+        "postgresql@15-main.service (running, stopped cleanly)" in n for n in results["db"]["notes"]
+    )
     assert 0 < len(example_build["slowest_tasks"]) <= 5
     slowest = example_build["slowest_tasks"]
     assert slowest == sorted(slowest, key=lambda t: -t["seconds"])
@@ -386,23 +391,42 @@ def test_non_idempotent_role_fails_the_idempotence_gate(edge: Path, docker_engin
     assert rolecast("build", "--plain", "nonidem", cwd=edge).returncode == 0
 
 
+VM_CHECK = (
+    # enabled where Debian records it: sysv links, and the unit's [Install] link
+    "test -L /etc/rc2.d/S01cron"
+    " && test -L /etc/systemd/system/multi-user.target.wants/hello.service"
+    # the build-time stand-ins are gone
+    " && test ! -e /usr/local/sbin/sudo && ! command -v sudo"
+    " && test ! -e /usr/local/sbin/systemctl && test ! -e /usr/sbin/systemctl"
+    " && test ! -e /usr/sbin/policy-rc.d && test ! -e /run/systemd/system"
+    " && echo ok"
+)
+
+
 def test_a_role_written_for_vms_builds_unedited(edge: Path, docker_engine: Any) -> None:
+    remove_images(docker_engine, "rolecast-test/vm-run:test")
+    done, data = build_json("--idempotence", "vm-run", cwd=edge)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (item,) = data["images"]
+    # cron and the hello unit really ran, and were stopped before the commit.
+    started = [n for n in item["notes"] if n.startswith("services started during the play")]
+    assert started == [
+        "services started during the play: cron.service (running, stopped cleanly), "
+        "hello.service (running, stopped cleanly)"
+    ]
+    assert "idempotence: no task changed on a second run" in item["notes"]
+    assert run_in(docker_engine, "rolecast-test/vm-run:test", "sh", "-c", VM_CHECK) == "ok\n"
+
+
+def test_services_skip_records_starts_and_skips_them(edge: Path, docker_engine: Any) -> None:
     remove_images(docker_engine, "rolecast-test/vm:test")
     done, data = build_json("--idempotence", "vm", cwd=edge)
     assert done.returncode == 0, done.stderr[-3000:]
     (item,) = data["images"]
     assert any(n.startswith("warning: service start/restart skipped") for n in item["notes"])
+    assert not any(n.startswith("services started during the play") for n in item["notes"])
     assert "idempotence: no task changed on a second run" in item["notes"]
-    check = (
-        # enabled where Debian records it: sysv links, and the unit's [Install] link
-        "test -L /etc/rc2.d/S01cron"
-        " && test -L /etc/systemd/system/multi-user.target.wants/hello.service"
-        # the build-time stand-ins are gone
-        " && test ! -e /usr/local/sbin/sudo && test ! -e /usr/local/sbin/systemctl"
-        " && test ! -e /usr/sbin/policy-rc.d && ! command -v sudo"
-        " && echo ok"
-    )
-    assert run_in(docker_engine, "rolecast-test/vm:test", "sh", "-c", check) == "ok\n"
+    assert run_in(docker_engine, "rolecast-test/vm:test", "sh", "-c", VM_CHECK) == "ok\n"
 
 
 def make_role(path: Path, content: str) -> None:
@@ -517,7 +541,7 @@ def test_a_second_build_with_nothing_changed_starts_no_container(
     done, data = build_json(cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     until = int(time.time()) + 1
-    assert [i["result"] for i in data["images"]] == ["fresh"] * 4
+    assert [i["result"] for i in data["images"]] == ["fresh"] * 5
     assert [i["image_id"] for i in data["images"]] == [
         i["image_id"] for i in example_build["images"]
     ]

@@ -23,6 +23,7 @@ from .spec import ImageConfig, Services
 RECORDS_DIR = "/var/lib/rolecast-build"
 BOOTSTRAP_RECORD = f"{RECORDS_DIR}/bootstrap"
 SHIMS_RECORD = f"{RECORDS_DIR}/shims"
+SAVED_SUFFIX = ".rolecast-saved"  # an image's own file where a build-time stand-in goes
 SERVICES_RECORD = f"{RECORDS_DIR}/services"
 
 # Build-time stand-ins, installed only where the real thing is missing and removed before
@@ -125,11 +126,13 @@ def service_manager_version() -> str:
         return "missing"
 
 
-def _wrapper(path: str, command: str) -> str:
+def wrapper(path: str, command: str) -> str:
     """Shell that puts `command` at `path` for the build (ahead of any real one on PATH)
-    and records it for the clean-up."""
+    and records it for the clean-up. A file already there (where /usr/sbin is /usr/bin,
+    the image's own systemctl) is set aside and put back by the clean-up."""
     return "\n".join(
         [
+            f"if [ -e {path} ] || [ -L {path} ]; then mv {path} {path}{SAVED_SUFFIX}; fi",
             f"""printf '#!/bin/sh\\nexec %s {command} "$@"\\n' "$python" > {path}""",
             f"chmod 755 {path}",
             f'shims="$shims {path}"',
@@ -149,9 +152,9 @@ fi"""
     # tells them, and Ansible's service-manager fact, that systemd manages this host.
     # /usr/sbin is on every PATH they run with, and before /usr/bin (systemd's own).
     return f"""python=$(command -v python3)
-{_wrapper("/usr/sbin/systemctl", f"{TOOLS_DIR}/services.py systemctl")}
-{_wrapper("/usr/sbin/journalctl", f"{TOOLS_DIR}/journalctl3.py")}
-{_wrapper(SERVICES_COMMAND, f"{TOOLS_DIR}/services.py")}
+{wrapper("/usr/sbin/systemctl", f"{TOOLS_DIR}/services.py systemctl")}
+{wrapper("/usr/sbin/journalctl", f"{TOOLS_DIR}/journalctl3.py")}
+{wrapper(SERVICES_COMMAND, f"{TOOLS_DIR}/services.py")}
 if [ ! -d /run/systemd/system ]; then
   mkdir -p /run/systemd/system
   shims="$shims /run/systemd/system"
@@ -259,6 +262,18 @@ def stop_services_script() -> list[str]:
     ]
 
 
+def remove_shims(record: str) -> list[str]:
+    """Shell that removes the stand-ins named in `record` and puts back what they hid."""
+    return [
+        f"for shim in $(cat {record} 2>/dev/null); do",
+        '  rm -rf "$shim"',
+        f'  if [ -e "$shim{SAVED_SUFFIX}" ] || [ -L "$shim{SAVED_SUFFIX}" ]; then',
+        f'    mv "$shim{SAVED_SUFFIX}" "$shim"',
+        "  fi",
+        "done",
+    ]
+
+
 def cleanup_script(
     config: ImageConfig, apt_cache: bool = False, services: Services = "run"
 ) -> list[str]:
@@ -284,7 +299,7 @@ def cleanup_script(
             "fi",
         ]
     lines += [
-        f'for shim in $(cat {SHIMS_RECORD} 2>/dev/null); do rm -rf "$shim"; done',
+        *remove_shims(SHIMS_RECORD),
         f"rm -rf {TOOLS_DIR}",
         f"if [ -s {SERVICES_RECORD} ]; then",
         '  echo "rolecast: warning: skipped service actions (no init system in a build):'

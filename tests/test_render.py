@@ -367,3 +367,25 @@ def test_init_services_makes_the_service_manager_the_entrypoint_and_keeps_it() -
 def test_init_services_refuses_an_entrypoint() -> None:
     with pytest.raises(ValueError, match="init: services makes the service manager the entrypoint"):
         ImageConfig.model_validate({"init": "services", "entrypoint": ["/bin/app"]})
+
+
+def test_a_stand_in_sets_aside_the_images_own_file_and_the_clean_up_puts_it_back(
+    tmp_path: Path,
+) -> None:
+    own = tmp_path / "systemctl"  # where /usr/sbin is /usr/bin: the image's systemctl
+    own.write_text("the image's own\n")
+    record = tmp_path / "shims"
+    install = "\n".join(["python=/usr/bin/python3", "shims=''", provision.wrapper(str(own), "x")])
+    done = subprocess.run(["sh", "-ec", install + f'\necho "$shims" > {record}'], check=False)
+    assert done.returncode == 0
+    assert own.read_text() == '#!/bin/sh\nexec /usr/bin/python3 x "$@"\n'
+    subprocess.run(["sh", "-ec", "\n".join(provision.remove_shims(str(record)))], check=True)
+    assert own.read_text() == "the image's own\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shims", "systemctl"]
+    # Where nothing was there, nothing is left.
+    fresh = tmp_path / "journalctl"
+    install = "\n".join(["python=/usr/bin/python3", provision.wrapper(str(fresh), "x")])
+    subprocess.run(["sh", "-ec", install], check=True)
+    record.write_text(str(fresh))
+    subprocess.run(["sh", "-ec", "\n".join(provision.remove_shims(str(record)))], check=True)
+    assert not fresh.exists()

@@ -48,6 +48,8 @@ def starter_spec(root: Path) -> str:
         "  base: debian-bookworm",
         "  tags: [latest]",
         "  connection: auto",
+        "  # services run during the build and stop before each commit; skip starts none",
+        "  services: run",
         "",
     ]
     if inventories:

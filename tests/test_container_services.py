@@ -5,6 +5,7 @@ tested against real builds in tests/engine/test_services.py."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,19 @@ def test_report_says_nothing_when_the_play_started_no_service(
 ) -> None:
     assert services.report() == 0
     assert capsys.readouterr().out == ""
+
+
+def test_enable_now_is_recorded_as_a_start(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    called: list[list[str]] = []
+
+    def fake_call(argv: list[str]) -> int:
+        called.append(argv)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(services, "left_below_init", lambda: {})
+    monkeypatch.setattr(services, "is_active", lambda unit: True)
+    assert services.systemctl(["enable", "--now", "memcached"]) == 0
+    assert services.systemctl(["enable", "cron"]) == 0
+    assert called[0][-3:] == ["enable", "--now", "memcached"]
+    assert services.started_units() == ["memcached.service"]

@@ -114,6 +114,8 @@ def systemctl(args: list[str]) -> int:
     """systemctl as the play calls it. A start is recorded; one that says it worked while
     nothing runs is recorded as such (a VM's systemd would show the unit failed)."""
     action, units = parse(args)
+    if action in ("enable", "reenable") and "--now" in args:
+        action = "start"  # `enable --now` starts the unit too
     if action not in STARTS or not units:
         return subprocess.call([*SYSTEMCTL, *args])
     before = set(left_below_init())

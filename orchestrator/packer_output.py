@@ -19,6 +19,8 @@ _TASK = re.compile(r"^(TASK|RUNNING HANDLER) \[(?:(?P<role>[^:\]]+) : )?(?P<task
 _FATAL = re.compile(r"^(?:fatal|failed): \[[^\]]+\]: (?:FAILED|UNREACHABLE)! => (?P<body>.*)$")
 # The clean-up says this before it stops the services of the play (services: run).
 STOPPING_SERVICES_LINE = "rolecast: stopping the services of the play"
+# ... and this once they are stopped and the clean-up goes on.
+CLEANING_UP_LINE = "rolecast: cleaning up"
 _IMAGE_ID = re.compile(r"^Image ID: (sha256:[0-9a-f]{64})$")
 
 
@@ -78,9 +80,13 @@ class BuildState:
             self.packer_errors.append(text)
         if text.startswith("Stderr: ") and len(text) > len("Stderr: "):
             self.packer_errors.insert(0, text[len("Stderr: ") :])
-        if text == STOPPING_SERVICES_LINE:
-            self.phase = Phase.STOPPING_SERVICES
-            return Phase.STOPPING_SERVICES
+        for marker, marked in (
+            (STOPPING_SERVICES_LINE, Phase.STOPPING_SERVICES),
+            (CLEANING_UP_LINE, Phase.CLEANING_UP),
+        ):
+            if text == marker:
+                self.phase = marked
+                return marked
         if text.startswith("rolecast: "):
             self.notes.append(text[len("rolecast: ") :])
             return None
@@ -124,8 +130,7 @@ class BuildState:
         ):
             if text.startswith(needle):
                 if phase is None:
-                    played = self.phase in (Phase.ANSIBLE, Phase.STOPPING_SERVICES)
-                    phase = Phase.CLEANING_UP if played else Phase.PREPARING
+                    phase = Phase.PREPARING if self.phase != Phase.ANSIBLE else Phase.CLEANING_UP
                 self.phase = phase
                 return phase
         return None

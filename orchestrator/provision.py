@@ -15,7 +15,7 @@ from importlib import resources
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
-from .packer_output import STOPPING_SERVICES_LINE
+from .packer_output import CLEANING_UP_LINE, STOPPING_SERVICES_LINE
 from .spec import ImageConfig, Services
 
 # What the bootstrap did, kept in the container's own filesystem so that a cached stage
@@ -155,10 +155,17 @@ fi"""
 {wrapper("/usr/sbin/systemctl", f"{TOOLS_DIR}/services.py systemctl")}
 {wrapper("/usr/sbin/journalctl", f"{TOOLS_DIR}/journalctl3.py")}
 {wrapper(SERVICES_COMMAND, f"{TOOLS_DIR}/services.py")}
-if [ ! -d /run/systemd/system ]; then
-  mkdir -p /run/systemd/system
-  shims="$shims /run/systemd/system"
-fi"""
+# What the build makes for the service manager goes with the stand-ins: the top folder
+# it had to make, so no empty /run/systemd or /var/log/journal is left in the image.
+for folder in /run/systemd/system /var/log/journal; do
+  made=""
+  while [ ! -e "$folder" ]; do made=$folder; folder=$(dirname "$folder"); done
+  if [ -n "$made" ]; then
+    mkdir -p "$made"
+    shims="$shims $made"
+  fi
+done
+mkdir -p /run/systemd/system"""
 
 
 def _keep_init() -> list[str]:
@@ -253,12 +260,12 @@ def stop_services_script() -> list[str]:
     """Before the commit (`services: run`): every service of the play stopped cleanly,
     nothing of the build left running, and the build notes on each service."""
     return [
-        "set -e",
         f'echo "{STOPPING_SERVICES_LINE}"',
         f"if [ -x {SERVICES_COMMAND} ]; then",
         f"  {SERVICES_COMMAND} stop >/dev/null",
         f"  {SERVICES_COMMAND} report",
         "fi",
+        f'echo "{CLEANING_UP_LINE}"',
     ]
 
 
@@ -277,12 +284,15 @@ def remove_shims(record: str) -> list[str]:
 def cleanup_script(
     config: ImageConfig, apt_cache: bool = False, services: Services = "run"
 ) -> list[str]:
-    """Remove what the build left: Ansible's temp files,
+    """Stop the build's services (`services: run`); then remove what the build left:
+    Ansible's temp files,
     Rolecast's own packages and stand-ins, apt lists.
 
     With `apt_cache`, apt's lists and cache are on volumes, never committed: they stay
     for the next build."""
     lines = ["set -e"]
+    if services == "run":
+        lines += stop_services_script()
     if config.init == "services":
         lines += _keep_init()
     if not config.keep_ansible_deps:
@@ -313,7 +323,11 @@ def cleanup_script(
     ]
     if services == "run":
         # What the service manager wrote about the build's services: not the image's.
-        lines.append("rm -f /var/log/systemctl.log /var/log/journal/*.unit.log")
+        # (the service manager's log of each unit is /var/log/journal/UNIT.log)
+        lines.append("rm -f /var/log/systemctl.log /var/log/systemctl.debug.log")
+        lines.append(
+            "find /var/log/journal -maxdepth 1 -type f -name '*.log' -delete 2>/dev/null || true"
+        )
     if config.cleanup and not apt_cache:
         lines += [
             "if command -v apt-get >/dev/null 2>&1; then apt-get clean; fi",

@@ -36,7 +36,7 @@ def test_tasks_phases_and_image() -> None:
         "    web.docker.web: rolecast: stopping the services of the play",
         "    web.docker.web: rolecast: services started during the play: nginx.service"
         " (running, stopped cleanly)",
-        "==> web.docker.web: Provisioning with shell script: /tmp/z",
+        "    web.docker.web: rolecast: cleaning up",
         "==> web.docker.web: Committing the container",
         "    web.docker.web: Image ID: sha256:" + "a" * 64,
         "==> web.docker.web: Running post-processor:  (type docker-tag)",

@@ -69,8 +69,8 @@ def test_template_for_packer_1_6() -> None:
     build = data["build"]
     assert build["sources"] == ["source.docker.web"]
     kinds = [next(iter(p)) for p in build["provisioner"]]
-    # upload of the service manager, bootstrap, the play, stopping services, clean-up
-    assert kinds == ["file", "shell", "ansible", "shell", "shell"]
+    # upload of the service manager, bootstrap, the play, clean-up (services stopped first)
+    assert kinds == ["file", "shell", "ansible", "shell"]
     assert "rolecast-services stop" in "\n".join(build["provisioner"][3]["shell"]["inline"])
     ansible = build["provisioner"][2]["ansible"]
     assert ansible["playbook_file"] == "/p/.rolecast/build/web/playbook.yml"
@@ -250,15 +250,18 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
     ]
     tasks = yaml.safe_load(render.STAGE_ROLE_TASKS)
     assert tasks[0]["ansible.builtin.meta"] == "flush_handlers"
-    stop, commit, resume = tasks[1:]
+    (commit,) = tasks[1:]
     assert commit["when"] == "rolecast_container is defined"  # not in a gate's second run
-    assert "docker commit" in commit["ansible.builtin.debug"]["msg"]
-    # The services stop before the commit (what they wrote is on disk) and run again after.
-    assert stop["ansible.builtin.command"].endswith("rolecast-services stop")
-    assert resume["ansible.builtin.command"].endswith("rolecast-services resume")
-    assert stop["when"].startswith("rolecast_container is defined and ")
-    # Nothing ran before the stage: nothing to start again (no task run for nothing).
-    assert resume["when"] == "rolecast_stage_stopped.stdout | default('') | length > 0"
+    assert (
+        "lookup('ansible.builtin.pipe', rolecast_stage_command)"
+        in commit["ansible.builtin.debug"]["msg"]
+    )
+    # The services stop before the commit (what they wrote is on disk) and run again
+    # after it, in the same command: a failed stop commits nothing.
+    command = commit["vars"]["rolecast_stage_command"]
+    assert command.index("' stop >/dev/null && ' ~ rolecast_commit") < command.index("resume")
+    assert command.endswith("if rolecast_stage_services | default(false) else rolecast_commit }}")
+    assert commit["vars"]["rolecast_services"].endswith("rolecast-services")
     args = render.ansible_arguments(make_input(stage_cache=True))
     assert "rolecast_container=${build.ID}" in args
 
@@ -270,7 +273,6 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
         provision.cleanup_script(ImageConfig()),
         provision.bootstrap_script("skip"),
         provision.cleanup_script(ImageConfig(), services="skip"),
-        provision.stop_services_script(),
     ],
 )
 def test_scripts_are_valid_shell(script: list[str]) -> None:
@@ -309,9 +311,13 @@ def test_services_skip_keeps_systemd_offline_and_the_recording_stand_in() -> Non
     assert "policy-rc.d" not in running  # maintainer scripts start services, as on a VM
     assert f"{provision.TOOLS_DIR}/services.py systemctl" in running
     assert "mkdir -p /run/systemd/system" in running  # Ansible's service manager fact
-    stop = "\n".join(provision.stop_services_script())
-    assert stop.index("rolecast-services stop") < stop.index("rolecast-services report")
-    assert "rolecast-services" not in "\n".join(provision.cleanup_script(ImageConfig()))
+    cleanup = "\n".join(provision.cleanup_script(ImageConfig(), services="run"))
+    assert cleanup.index("rolecast-services stop") < cleanup.index("rolecast-services report")
+    assert cleanup.index("rolecast-services report") < cleanup.index(
+        f"rm -rf {provision.TOOLS_DIR}"
+    )
+    skipped_cleanup = "\n".join(provision.cleanup_script(ImageConfig(), services="skip"))
+    assert "rolecast-services" not in skipped_cleanup
     skipping = render.template(make_input(services="skip"))["build"]["provisioner"]
     assert [next(iter(p)) for p in skipping] == ["shell", "ansible", "shell"]
 

@@ -50,7 +50,8 @@ RUNTIME_LEFTOVERS = (
     "find /run /var/run/ /tmp /var/tmp -xdev \\( -type s -o -name '*.pid' "
     "-o -name '*.status' -o -name '*.lock' \\) -print; "
     "ls -d /usr/sbin/systemctl /usr/sbin/journalctl /usr/local/sbin/rolecast-services "
-    "/usr/local/lib/rolecast-build /var/lib/rolecast-build /run/systemd/system 2>/dev/null; true"
+    "/usr/local/lib/rolecast-build /var/lib/rolecast-build /run/systemd /var/log/journal "
+    "/var/log/systemctl.log 2>/dev/null; true"
 )
 
 

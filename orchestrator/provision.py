@@ -11,6 +11,7 @@ really run during the play and are stopped cleanly before every commit. With
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
@@ -104,6 +105,13 @@ INIT_DIR = "/usr/local/lib/rolecast"
 INIT_COMMAND = "/usr/local/sbin/rolecast-init"
 
 
+def uploads_service_tools(services: Services, config: ImageConfig) -> bool:
+    """Whether the build uploads the service manager: to run services, or to keep it as
+    the image's PID 1."""
+    return services == "run" or config.init == "services"
+
+
+@cache
 def service_tools() -> dict[str, Path]:
     """The files uploaded to TOOLS_DIR for `services: run`, by their name there."""
     replacement = resources.files("systemctl2")
@@ -119,6 +127,7 @@ def service_tools() -> dict[str, Path]:
     return found
 
 
+@cache
 def service_manager_version() -> str:
     try:
         return version(SERVICE_MANAGER_PACKAGE)

@@ -19,6 +19,7 @@ from .provision import (
     TOOLS_DIR,
     bootstrap_script,
     cleanup_script,
+    uploads_service_tools,
 )
 from .spec import ImageConfig, Services
 
@@ -274,7 +275,7 @@ def template(inp: RenderInput) -> dict[str, Any]:
         ansible["use_proxy"] = False
     shell_common = {"remote_folder": CONTAINER_DIR}
     tools: list[dict[str, Any]] = []
-    if inp.services == "run" or inp.config.init == "services":
+    if uploads_service_tools(inp.services, inp.config):
         assert inp.tools_dir is not None
         upload = {"source": hcl_escape(f"{inp.tools_dir}/"), "destination": f"{TOOLS_DIR}/"}
         tools.append({"file": upload})

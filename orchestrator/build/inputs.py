@@ -170,7 +170,7 @@ def write_inputs(
     build_dir.mkdir(parents=True, exist_ok=True)
     if inp.tools_dir is not None:
         shutil.rmtree(inp.tools_dir, ignore_errors=True)
-        if inp.services == "run" or inp.config.init == "services":
+        if provision.uploads_service_tools(inp.services, inp.config):
             inp.tools_dir.mkdir()
             for name, source in provision.service_tools().items():
                 shutil.copyfile(source, inp.tools_dir / name)

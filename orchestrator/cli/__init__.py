@@ -1,0 +1,14 @@
+"""The `rolecast` command line: parse, call one domain function, map errors to exit codes.
+
+One module per group of commands; each registers its commands on the one `app`."""
+
+from __future__ import annotations
+
+from . import building, cache, inspecting  # noqa: F401  (they register their commands)
+from .app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,159 @@
+"""Commands that look at the project: validate, ls, init, plan, history."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..project import Project
+
+if TYPE_CHECKING:
+    pass
+
+from .app import _fail, _project, app, guarded, out, state
+
+
+@app.command()
+def validate() -> None:
+    """Check the spec and every role, playbook and inventory it names; exit 2 on a problem."""
+    project = _project()
+    images = len(project.images)
+    out.print(
+        f"{project.loaded.doc.file}: ok ({images} image{'s' if images != 1 else ''}: "
+        f"{', '.join(project.order)})",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _image_rows(project: Project) -> list[dict[str, Any]]:
+    rows = []
+    for name in project.order:
+        image = project.images[name]
+        rows.append(
+            {
+                "name": name,
+                "repository": image.repository,
+                "from": image.parent,
+                "from_kind": image.parent_kind,
+                "from_reference": project.parent_reference(image),
+                "roles": [r.role for r in image.roles],
+                "roles_applied": [r.name for r in image.role_closure],
+                "playbook": str(image.playbook.relative_to(project.root.resolve()))
+                if image.playbook
+                else None,
+                "groups": list(image.spec.groups),
+                "tags": [f"{image.repository}:{t}" for t in image.tags],
+                "push": image.spec.push,
+            }
+        )
+    return rows
+
+
+@app.command("ls")
+def list_images(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+) -> None:
+    """List the images of the spec in build order: from, roles, tags."""
+    rows = _image_rows(_project())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("IMAGE", "FROM", "ROLES", "TAGS"):
+        table.add_column(column)
+    for row in rows:
+        roles = ", ".join(row["roles"]) or (row["playbook"] or "-")
+        table.add_row(row["name"], row["from"], roles, " ".join(row["tags"]))
+    out.print(table)
+
+
+@app.command()
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
+) -> None:
+    """Write a starter rolecast.yml listing the roles found under roles/."""
+    from ..starter import write_starter
+
+    target = guarded(lambda: write_starter(state.root, state.file, force))
+    out.print(f"wrote {target}; check it with `rolecast validate`", markup=False)
+
+
+@app.command("plan")
+def plan_command(
+    images: Annotated[
+        list[str] | None, typer.Argument(help="Images to plan (default: all), with parents.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="table, json, github-matrix, mermaid or dot.", metavar="FORMAT"
+        ),
+    ] = "table",
+) -> None:
+    """Say which images are fresh, stale or missing, from which stage, and why."""
+    from .. import graph
+    from ..engines import connect
+    from ..errors import UsageError
+    from ..plan import plan_images
+
+    formats = ("table", "json", "github-matrix", "mermaid", "dot")
+    if output_format not in formats:
+        raise _fail(UsageError(f"--format {output_format}: use {', '.join(formats)}"))
+    if as_json:
+        output_format = "json"
+    project = _project()
+    plans = guarded(lambda: plan_images(connect(), project, list(images or [])))
+    if output_format == "json":
+        typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
+    elif output_format == "github-matrix":
+        typer.echo(json.dumps(graph.github_matrix(project, plans), separators=(",", ":")))
+    elif output_format == "mermaid":
+        typer.echo(graph.mermaid(project, plans), nl=False)
+    elif output_format == "dot":
+        typer.echo(graph.dot(project, plans), nl=False)
+    else:
+        table = Table(box=None, header_style="bold")
+        for column in ("IMAGE", "STATUS", "FIRST STAGE", "WHY"):
+            table.add_column(column)
+        for item in plans:
+            table.add_row(item.name, item.status, item.first_stage or "-", item.reason)
+        out.print(table)
+
+
+@app.command("history")
+def history_command(
+    images: Annotated[list[str] | None, typer.Argument(help="Images (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="Newest N records.")] = 20,
+) -> None:
+    """Show the recorded builds: result, stages run and reused, duration, image, log."""
+    import datetime as dt
+
+    from ..history import History
+
+    root = state.root
+    records = History(root).records(list(images or []) or None, limit)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "IMAGE", "STARTED", "DURATION", "RESULT", "RAN", "REUSED", "IMAGE ID"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        started = dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            str(r.id),
+            r.image,
+            started,
+            f"{r.duration:.1f}s" if r.duration is not None else "-",
+            r.result,
+            ", ".join(r.stages_run) or "-",
+            str(len(r.stages_reused)),
+            r.image_id[7:19] if r.image_id else "-",
+        )
+    out.print(table)

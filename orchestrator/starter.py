@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UsageError
+from .project.inventory import config_value
 from .spec import DEFAULT_SPEC_FILE
 
 
@@ -26,6 +27,26 @@ def _dependencies(role_dir: Path) -> set[str]:
     return names
 
 
+# Beside an inventory, not inventories: Ansible reads them with the inventory they sit by.
+NOT_INVENTORIES = {"group_vars", "host_vars"}
+ROOT_INVENTORIES = ("inventory", "inventory.ini", "inventory.yml", "hosts", "hosts.ini", "hosts.yml")
+
+
+def _inventories(root: Path) -> list[str]:
+    """Inventories an Ansible repository keeps: under inventories/ (each environment), else
+    a `hosts`/`inventory` file at the top. None when ansible.cfg names one: it is used."""
+    if config_value(root, "inventory"):
+        return []
+    found = sorted(
+        p.relative_to(root).as_posix()
+        for p in (root / "inventories").glob("*")
+        if p.name not in NOT_INVENTORIES
+        and not p.name.startswith(".")
+        and not p.name.endswith((".md", ".txt", ".rst"))
+    )
+    return found or [name for name in ROOT_INVENTORIES if (root / name).is_file()]
+
+
 def starter_spec(root: Path) -> str:
     """The text of a starter `rolecast.yml` for the project at `root`."""
     roles_dir = root / "roles"
@@ -34,11 +55,7 @@ def starter_spec(root: Path) -> str:
     for name in roles:
         pulled_in |= _dependencies(roles_dir / name)
     top = [r for r in roles if r not in pulled_in] or roles
-    inventories = sorted(
-        p.relative_to(root).as_posix()
-        for p in (root / "inventories").glob("*")
-        if p.is_dir() or p.is_file()
-    )
+    inventories = _inventories(root)
     image = re.sub(r"[^a-z0-9]+", "-", root.resolve().name.lower()).strip("-") or "image"
     lines = [
         "# Rolecast spec: `rolecast validate` checks it, `rolecast ls` lists the images.",

@@ -92,6 +92,19 @@ def test_init_writes_a_spec_that_validates(cli: Any, project_copy: Path) -> None
     assert result.exit_code == 0, result.stderr
 
 
+def test_init_never_takes_group_vars_for_the_inventory(cli: Any, tmp_path: Path) -> None:
+    """inventories/ holding one `hosts` file and its group_vars: the inventory is the file."""
+    (tmp_path / "roles" / "motd" / "tasks").mkdir(parents=True)
+    (tmp_path / "roles" / "motd" / "tasks" / "main.yml").write_text("- ansible.builtin.ping:\n")
+    (tmp_path / "inventories" / "group_vars").mkdir(parents=True)
+    (tmp_path / "inventories" / "group_vars" / "all.yml").write_text("x: 1\n")
+    (tmp_path / "inventories" / "hosts").write_text("[toolboxes]\nlocalhost\n")
+    assert cli("-C", str(tmp_path), "init").exit_code == 0
+    text = (tmp_path / "rolecast.yml").read_text()
+    assert "inventory: inventories/hosts\n" in text
+    assert cli("-C", str(tmp_path), "validate").exit_code == 0
+
+
 def test_init_refuses_to_overwrite(cli: Any, project_copy: Path) -> None:
     before = (project_copy / "rolecast.yml").read_text()
     result = cli("-C", str(project_copy), "init")

@@ -69,7 +69,9 @@ def starter_spec(root: Path) -> str:
         "  services: run",
         "",
     ]
-    if inventories:
+    if config_value(root, "inventory"):
+        lines += [f"# inventory: ansible.cfg's ({config_value(root, 'inventory')}) is used", ""]
+    elif inventories:
         lines += [f"inventory: {inventories[0]}", ""]
     else:
         lines += ["# inventory: inventories/staging", ""]

@@ -87,7 +87,7 @@ def test_init_writes_a_spec_that_validates(cli: Any, project_copy: Path) -> None
     assert "# roles found under roles/: app, common, nginx, postgres, python_runtime" in text
     # Roles that others pull in through meta dependencies are not listed twice.
     assert "      - app\n      - nginx\n" in text
-    assert "inventory: inventories/production" in text
+    assert "# inventory: ansible.cfg's (./inventories/staging) is used" in text
     result = cli("-C", str(project_copy), "validate")
     assert result.exit_code == 0, result.stderr
 

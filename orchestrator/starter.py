@@ -29,7 +29,14 @@ def _dependencies(role_dir: Path) -> set[str]:
 
 # Beside an inventory, not inventories: Ansible reads them with the inventory they sit by.
 NOT_INVENTORIES = {"group_vars", "host_vars"}
-ROOT_INVENTORIES = ("inventory", "inventory.ini", "inventory.yml", "hosts", "hosts.ini", "hosts.yml")
+ROOT_INVENTORIES = (
+    "inventory",
+    "inventory.ini",
+    "inventory.yml",
+    "hosts",
+    "hosts.ini",
+    "hosts.yml",
+)
 
 
 def _inventories(root: Path) -> list[str]:

@@ -118,7 +118,9 @@ def resolve_tags(
                 extra = {"version": value} if value is not None else {}
                 rendered.append(_env.from_string(text).render(context | extra).strip())
         except jinja2.UndefinedError as exc:
-            hint = "pass --version" if "version" in str(exc) else "build from a git checkout"
+            hint = "pass --version" if "'version'" in str(exc) else "check its variables"
+            if "git" in str(exc) or "attribute" in str(exc):
+                hint = "build from a git checkout with a commit (the template uses git)"
             raise UsageError(
                 f"image {image}: tag template {text!r}: {exc.message}; {hint}"
             ) from None

@@ -275,7 +275,10 @@ def test_a_broken_inventory_fails_validate_even_when_no_image_names_a_group(tmp_
     (tmp_path / "hosts").write_text("[web\nweb1\n")
     spec = "version: 1\ninventory: hosts\nimages:\n  a:\n    from: debian:12\n"
     message = spec_error(tmp_path, spec)
-    assert message.startswith("hosts: Ansible cannot parse this inventory (ini plugin): ")
+    assert message.startswith(
+        "hosts:1: Ansible cannot parse this inventory (ini plugin): "
+        "section header '[web' has no closing ']'"
+    )
     assert message.endswith("(inventory set at rolecast.yml:2:12 inventory)")
 
 

@@ -64,6 +64,30 @@ def _project() -> Project:
     return guarded(lambda: load_project(state.root, state.file, state.inventory))
 
 
+def _checked_project(
+    vault_arguments: tuple[str, ...] | None = (), images: list[str] | None = None
+) -> Project:
+    """The project, with everything its (chosen) images read checked before any work.
+    `vault_arguments` None: the command decrypts nothing, vaulted files are not its concern."""
+    from ..checks import check_project, vault_password_given
+    from ..tags import git_info
+
+    project = _project()
+
+    def check() -> None:
+        chosen = project.select(list(images or []))
+        check_project(
+            project,
+            vault_given=vault_arguments is None
+            or vault_password_given(project.root, vault_arguments),
+            git=git_info(project.root.resolve()),
+            images=chosen,
+        )
+
+    guarded(check)
+    return project
+
+
 def _version_callback(value: bool) -> None:
     if value:
         from ..tools import versions

@@ -18,7 +18,7 @@ from ..project import Project
 if TYPE_CHECKING:
     from ..tags import TagRules
 
-from .app import _fail, _project, app, err, guarded, out
+from .app import _checked_project, _fail, _project, app, err, guarded, out
 from .options import (
     CacheFromOption,
     CacheToOption,
@@ -86,7 +86,7 @@ def render_command(
     """Print the Packer template (HCL2 JSON syntax) that `rolecast build` runs for IMAGE."""
     from ..build import BuildOptions, render_image
 
-    project = _project()
+    project = _checked_project(None, [image])
     rules = _rules(project, version)
     text = guarded(lambda: render_image(project, image, BuildOptions(version=version), rules))
     if output is None:
@@ -102,6 +102,7 @@ def _rules(project: Project, version: str | None, extra: list[str] | None = None
 
     from ..tags import TagRules, git_info
 
+    _check_tags(extra or [])
     return TagRules(
         version=version,
         extra=tuple(extra or ()),
@@ -110,11 +111,23 @@ def _rules(project: Project, version: str | None, extra: list[str] | None = None
     )
 
 
+def _check_tags(extra: list[str]) -> None:
+    """`--tag` templates, checked as the spec's are: unknown variables get a "did you mean"."""
+    from ..errors import UsageError
+    from ..tagvars import template_problems
+
+    problems = [f"--tag: {m}" for text in extra for m in template_problems(text)]
+    if problems:
+        raise _fail(UsageError("\n".join(problems)))
+
+
 def _check_build_flags(
-    connection: str | None, cache_from: str | None, cache_to: str | None
+    connection: str | None, cache_from: str | None, cache_to: str | None, tags: list[str]
 ) -> None:
     from ..errors import UsageError
     from ..spec import registry_problem
+
+    _check_tags(tags)
 
     if connection not in (None, "auto", "mitogen", "docker", "proxy"):
         raise _fail(UsageError(f"--connection {connection}: use auto, mitogen, docker or proxy"))
@@ -159,15 +172,16 @@ def build(
     from ..progress import LiveProgress, PlainProgress, summary
     from ..report import BuildReport
 
-    project = _project()
-    _check_build_flags(connection, cache_from, cache_to)
+    _check_build_flags(connection, cache_from, cache_to, list(tag or ()))
+    secrets = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
+    project = _checked_project(secrets, list(images or []))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     options = BuildOptions(
         verbose=verbose,
         version=version,
         timeout=timeout,
         connection=connection,
-        vault_arguments=guarded(lambda: vault_arguments(vault_password_file or [], vault_id or [])),
+        vault_arguments=secrets,
         idempotence=idempotence,
         force=tuple(force or ()),
         tags=tuple(tag or ()),

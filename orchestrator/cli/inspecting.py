@@ -13,13 +13,22 @@ from ..project import Project
 if TYPE_CHECKING:
     pass
 
-from .app import _fail, _project, app, guarded, out, state
+from .app import _checked_project, _fail, _project, app, guarded, out, state
+from .options import VaultFileOption, VaultIdOption
 
 
 @app.command()
-def validate() -> None:
-    """Check the spec and every role, playbook and inventory it names; exit 2 on a problem."""
-    project = _project()
+def validate(
+    vault_password_file: VaultFileOption = None,
+    vault_id: VaultIdOption = None,
+) -> None:
+    """Check the spec and everything its images read (roles: tasks, handlers, vars, defaults,
+    meta, templates; playbooks; inventories with group_vars and host_vars; tag templates),
+    as Ansible reads them; exit 2 on a problem, each one line `FILE:LINE:COL: message`."""
+    from ..build import vault_arguments
+
+    secrets = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
+    project = _checked_project(secrets)
     images = len(project.images)
     out.print(
         f"{project.loaded.doc.file}: ok ({images} image{'s' if images != 1 else ''}: "

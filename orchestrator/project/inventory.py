@@ -147,9 +147,28 @@ def _best(source: Path, failures: list[ParseFailure]) -> ParseFailure:
         ),
     )
     best = ranked[0]
+    unclosed = _unclosed_section(source) if fitting == "ini" else None
+    if unclosed is not None:
+        number, text = unclosed
+        message = f"section header {text!r} has no closing ']' (Ansible said: {best.message})"
+        return ParseFailure(best.source, best.plugin, message, number)
     if best.line is None:
         best = ParseFailure(best.source, best.plugin, best.message, _guess_line(source, best))
     return best
+
+
+def _unclosed_section(source: Path) -> tuple[int, str] | None:
+    """`[webservers` without its `]`: Ansible reads it as a host range and says something
+    about unpacking; the line and what is missing help more."""
+    try:
+        lines = source.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if text.startswith("[") and "]" not in text:
+            return number, text
+    return None
 
 
 def _guess_line(source: Path, failure: ParseFailure) -> int | None:

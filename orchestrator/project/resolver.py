@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import Problem, SpecError, UsageError
 from ..spec import Image, LoadedSpec, display_path
+from ..tagvars import template_problems
 from .inventory import (
     InventoryInfo,
     config_inventory,
@@ -269,8 +270,20 @@ class Resolver:
                 )
         return images, graph
 
+    def check_tag_templates(self) -> None:
+        places: list[tuple[Loc, list[str]]] = [
+            (("defaults", "tags"), list(self.spec.defaults.tags))
+        ]
+        for name, image in self.spec.images.items():
+            places.append((("images", name, "tags"), list(image.tags or [])))
+        for loc, templates in places:
+            for index, text in enumerate(templates):
+                for message in template_problems(text):
+                    self.report((*loc, index), message)
+
     def resolve(self) -> Project:
         images, graph = self.images()
+        self.check_tag_templates()
         self.problems.extend(self.finder.meta_problems)
         check_cycles(self.spec_graph, self.report)
         if self.problems:

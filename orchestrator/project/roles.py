@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import Problem, SpecError
+from ..spec import display_path
 from ..yamlsource import load_yaml
 from .model import Role, rel
 
@@ -65,7 +66,7 @@ class RoleFinder:
         else:
             return ()
         try:
-            doc = load_yaml(meta, rel(meta, self.root))
+            doc = load_yaml(meta, display_path(meta, self.root))
         except SpecError as exc:
             self.meta_problems.extend(exc.problems)
             return ()

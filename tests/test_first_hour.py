@@ -1,0 +1,62 @@
+"""A new user's mistakes in roles, playbooks, inventories and tag templates: `validate`
+names each by file and line, as Ansible's own loaders see it, and exits 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .firsthour import CASES, expected, make_project
+
+
+def test_the_first_hour_project_validates(cli: Any, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project")
+    result = cli("-C", str(project), "validate")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.endswith("ok (2 images: toolbox, site)\n")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_validate_names_the_file_and_line_of_bad_input(
+    cli: Any, case: Path, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "project", case)
+    result = cli("-C", str(project), "validate")
+    assert result.exit_code == 2, result.stdout
+    assert result.stderr.splitlines() == expected(case)
+
+
+def test_a_vaulted_file_is_fine_once_a_vault_password_is_given(cli: Any, tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.name == "vault-without-password")
+    project = make_project(tmp_path / "project", case)
+    password = tmp_path / "vault-password"
+    password.write_text("rolecast-test-vault\n")
+    result = cli("-C", str(project), "validate", "--vault-password-file", str(password))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_misspelt_extra_tag_is_named_before_any_work(cli: Any, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project")
+    result = cli("-C", str(project), "build", "toolbox", "--tag", "{{ git.shortsha }}")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "--tag: tag template '{{ git.shortsha }}' uses git.shortsha, which git does not have; "
+        "did you mean 'short_sha'?"
+    )
+
+
+def test_several_problems_are_all_named_at_once(cli: Any, tmp_path: Path) -> None:
+    """A YAML error in one role file does not hide a Jinja error in a template."""
+    by_name = {c.name: c for c in CASES}
+    project = make_project(tmp_path / "project", by_name["defaults-yaml"])
+    make_project(tmp_path / "other", by_name["template-jinja"])
+    template = "roles/motd/templates/motd.j2"
+    (project / template).write_text((tmp_path / "other" / template).read_text())
+    result = cli("-C", str(project), "validate")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        *expected(by_name["defaults-yaml"]),
+        *expected(by_name["template-jinja"]),
+    ]

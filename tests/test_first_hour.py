@@ -60,3 +60,17 @@ def test_several_problems_are_all_named_at_once(cli: Any, tmp_path: Path) -> Non
         *expected(by_name["defaults-yaml"]),
         *expected(by_name["template-jinja"]),
     ]
+
+
+def test_roles_that_requirements_install_are_left_to_the_build(cli: Any, tmp_path: Path) -> None:
+    """Not installed yet when `validate` runs: neither missing nor a syntax error."""
+    project = make_project(tmp_path / "project")
+    (project / "requirements.yml").write_text(
+        "---\nroles:\n  - src: git+file:///srv/git/ops-hello.git\n    name: hello\n"
+    )
+    spec = (project / "rolecast.yml").read_text()
+    spec = spec.replace("roles: [motd]", "roles: [motd, hello]")
+    (project / "rolecast.yml").write_text("requirements: requirements.yml\n" + spec)
+    (project / "playbooks" / "site.yml").write_text("---\n- hosts: all\n  roles: [motd, hello]\n")
+    result = cli("-C", str(project), "validate")
+    assert result.exit_code == 0, result.stderr

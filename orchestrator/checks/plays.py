@@ -22,6 +22,7 @@ _LOCK = threading.Lock()
 _CONFLICT = re.compile(r"conflicting action statements: ([\w.]+), ([\w.]+)")
 _UNRESOLVED = re.compile(r"couldn't resolve module/action '([\w.]+)'")
 _VAULT = re.compile(r"vault", re.I)
+_ROLE_MISSING = re.compile(r"the role '[^']+' was not found")
 
 
 @contextlib.contextmanager
@@ -69,7 +70,8 @@ def play_problems(
     try:
         if image.playbook is not None:
             Playbook.load(str(image.playbook), variable_manager=variables, loader=loader)
-        elif image.roles:
+        elif image.roles and all(role.path.is_dir() for role in image.role_closure):
+            # (a role that `requirements:` installs is not here yet: the build checks it)
             data = {"hosts": "all", "gather_facts": False, "roles": [r.role for r in image.roles]}
             Play.load(data, variable_manager=variables, loader=loader)
         if image.verify_playbook is not None:
@@ -85,6 +87,8 @@ def _ignored(message: str, project: Project, vault_given: bool) -> bool:
     """Errors the check cannot judge: what a build installs (requirements) or decrypts."""
     if vault_given and _VAULT.search(message):
         return True
+    if project.requirements is not None and _ROLE_MISSING.search(message):
+        return True  # installed by requirements at build time
     unresolved = _UNRESOLVED.search(message)
     if unresolved is not None:
         name = unresolved.group(1)

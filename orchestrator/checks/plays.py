@@ -79,6 +79,12 @@ def play_problems(
     except AnsibleError as exc:
         if not _ignored(str(exc), project, vault_given):
             problem = ansible_problem(exc, project.root, "Ansible syntax check")
+            if not problem.file:  # Ansible gave no origin: name the image that reads it
+                key = "playbook" if image.playbook is not None else "roles"
+                located = project.loaded.problem(("images", image.spec_name, key), "")
+                problem = Problem(
+                    located.file, located.line, located.column, located.path, problem.message
+                )
             problems.append(_with_hint(problem))
     return problems
 

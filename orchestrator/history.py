@@ -163,6 +163,17 @@ class History:
         process was killed."""
         return self.records([image], limit=-1, result="running")
 
+    def last_durations(self) -> dict[str, float]:
+        """Seconds the newest successful build of each image took: the estimate of its next."""
+        if not self.path.exists():
+            return {}
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT image, finished - started, MAX(started) FROM builds "
+                "WHERE result = 'built' AND finished IS NOT NULL GROUP BY image"
+            ).fetchall()
+        return {image: float(seconds) for image, seconds, _ in rows}
+
     def records(
         self, images: list[str] | None = None, limit: int = 50, result: str | None = None
     ) -> list[Record]:

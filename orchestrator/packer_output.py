@@ -117,13 +117,7 @@ class BuildState:
             return None
         match = _FATAL.match(text)
         if match:
-            same_task = self.failure and (self.failure.role, self.failure.task) == (
-                self.role,
-                self.task,
-            )
-            if not same_task:  # a loop's first failed item says more than its summary
-                message = _ansible_message(match.group("body"))
-                self.failure = Failure(self.role, self.task, message, self.origin)
+            self._failed(match.group("body"))
             return None
         if text.startswith("...ignoring"):
             self.failure = None
@@ -160,6 +154,12 @@ class BuildState:
                 self.phase = phase
                 return phase
         return None
+
+    def _failed(self, body: str) -> None:
+        failure = self.failure
+        if failure and (failure.role, failure.task) == (self.role, self.task):
+            return  # a loop's first failed item says more than its summary
+        self.failure = Failure(self.role, self.task, _ansible_message(body), self.origin)
 
 
 def stage_of(task: str | None) -> str:

@@ -163,6 +163,14 @@ class History:
         process was killed."""
         return self.records([image], limit=-1, result="running")
 
+    def record(self, record: int) -> Record | None:
+        if not self.path.exists():
+            return None
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM builds WHERE id = ?", (record,)).fetchone()
+        return None if row is None else _record(row)
+
     def last_durations(self) -> dict[str, float]:
         """Seconds the newest successful build of each image took: the estimate of its next."""
         if not self.path.exists():

@@ -167,7 +167,7 @@ class LiveProgress:
         ended = [r for r in rows if r.ended is not None]
         failed = sum(1 for r in ended if r.mark == ENDED[Phase.FAILED])
         head = f"{len(ended)} of {len(rows)} images done" + (f", {failed} failed" if failed else "")
-        grid = Table.grid(padding=(0, 1))
+        grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(width=1, no_wrap=True)
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")

@@ -14,7 +14,10 @@ from orchestrator.history import History
 
 from .test_one_build import write_project
 
-FAILED = "image app: role two, task 'Write two' failed at roles/two/tasks/main.yml:1: boom"
+FAILED = (
+    "image app: role two, task 'Write two' failed at roles/two/tasks/main.yml:1: boom; "
+    "log: .rolecast/logs/app-2.log"
+)
 
 
 @pytest.fixture
@@ -85,6 +88,8 @@ def test_history_shows_the_error_of_a_failed_build(project: Path) -> None:
     assert "ERROR" in lines[0]
     failed = next(line for line in lines if " failed " in line)
     assert failed.split()[0] == "2"
-    assert "role two, task 'Write two' failed at roles/two/tasks/main.yml:1: boom" in failed
+    assert failed.rstrip().endswith(
+        "role two, task 'Write two' failed at roles/two/tasks/main.yml:1: boom"
+    )
     records = json.loads(rolecast(project, "history", "--json", "app").stdout)
     assert [(r["id"], r["error"]) for r in records] == [(3, None), (2, FAILED), (1, None)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -171,7 +172,9 @@ def history_command(
             r.image_id[7:19] if r.image_id else "-",
         ]
         if errors:
-            row.append((r.error or "").removeprefix(f"image {r.image}: ") or "-")
+            # The image has its column, the log its command (`rolecast logs`).
+            error = re.sub(r"; log: \S+", "", (r.error or "").removeprefix(f"image {r.image}: "))
+            row.append(error or "-")
         table.add_row(*row)
     out.print(table)
 

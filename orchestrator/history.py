@@ -163,6 +163,25 @@ class History:
         process was killed."""
         return self.records([image], limit=-1, result="running")
 
+    def record(self, record: int) -> Record | None:
+        if not self.path.exists():
+            return None
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM builds WHERE id = ?", (record,)).fetchone()
+        return None if row is None else _record(row)
+
+    def last_durations(self) -> dict[str, float]:
+        """Seconds the newest successful build of each image took: the estimate of its next."""
+        if not self.path.exists():
+            return {}
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT image, finished - started, MAX(started) FROM builds "
+                "WHERE result = 'built' AND finished IS NOT NULL GROUP BY image"
+            ).fetchall()
+        return {image: float(seconds) for image, seconds, _ in rows}
+
     def records(
         self, images: list[str] | None = None, limit: int = 50, result: str | None = None
     ) -> list[Record]:

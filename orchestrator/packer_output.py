@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .report import Phase
 
@@ -16,7 +17,17 @@ _PREFIX = re.compile(
     r"^\s*(?:==> |--> )?[A-Za-z0-9_.-]*docker\.[A-Za-z0-9_.-]+(?: \([a-z0-9-]+\))?:(?: |$)"
 )
 _TASK = re.compile(r"^(TASK|RUNNING HANDLER) \[(?:(?P<role>[^:\]]+) : )?(?P<task>.*?)\] \**$")
-_FATAL = re.compile(r"^(?:fatal|failed): \[[^\]]+\]: (?:FAILED|UNREACHABLE)! => (?P<body>.*)$")
+_FATAL = re.compile(
+    r"^(?:fatal|failed): \[[^\]]+\](?:: (?:FAILED|UNREACHABLE)!| \(item=.*?\)) => (?P<body>\{.*)$"
+)
+# Where the task (or the file Ansible could not load) is: ansible-core >= 2.19 says it on
+# every failure ("Origin: /p/roles/x/tasks/main.yml:5:3"), -vv before every task.
+_ORIGIN = re.compile(r"^(?:Origin|task path): (?P<path>\S.*?):(?P<line>\d+)(?::\d+)?$")
+# Rolecast's own role in the play: it saves the cached stages between the user's roles.
+# Its tasks are plumbing, never shown as a role or a task, nor timed as one.
+STAGE_ROLE = "rolecast_stage"
+STAGE_TASK = "cache stage "  # ... followed by the stage's name
+PLUMBING_ROLES = frozenset({STAGE_ROLE})
 # The clean-up says this before it stops the services of the play (services: run).
 STOPPING_SERVICES_LINE = "rolecast: stopping the services of the play"
 # ... and this once they are stopped and the clean-up goes on.
@@ -49,6 +60,7 @@ class Failure:
     role: str | None
     task: str | None
     message: str
+    origin: str | None = None  # PATH:LINE of the task, as Ansible names it
 
 
 @dataclass
@@ -62,6 +74,7 @@ class BuildState:
     tagged: list[str] = field(default_factory=list)
     failure: Failure | None = None
     ansible_error: str | None = None
+    origin: str | None = None  # PATH:LINE Ansible named since the current task started
     packer_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _error_lines: int = 0
@@ -94,10 +107,17 @@ class BuildState:
         if match:
             self.role = match.group("role")
             self.task = match.group("task")
+            self.origin = None
+            if self.role in PLUMBING_ROLES:
+                return Phase.SAVING_STAGE if (self.task or "").startswith(STAGE_TASK) else None
             return Phase.TASK
+        match = _ORIGIN.match(text)
+        if match:
+            self.origin = f"{match.group('path')}:{match.group('line')}"
+            return None
         match = _FATAL.match(text)
         if match:
-            self.failure = Failure(self.role, self.task, _ansible_message(match.group("body")))
+            self._failed(match.group("body"))
             return None
         if text.startswith("...ignoring"):
             self.failure = None
@@ -134,6 +154,26 @@ class BuildState:
                 self.phase = phase
                 return phase
         return None
+
+    def _failed(self, body: str) -> None:
+        failure = self.failure
+        if failure and (failure.role, failure.task) == (self.role, self.task):
+            return  # a loop's first failed item says more than its summary
+        self.failure = Failure(self.role, self.task, _ansible_message(body), self.origin)
+
+
+def stage_of(task: str | None) -> str:
+    """The stage a plumbing task saves ("role nginx"), or "" for its other tasks."""
+    return task[len(STAGE_TASK) :] if task and task.startswith(STAGE_TASK) else ""
+
+
+def relative_origin(origin: str, root: Path) -> str:
+    """PATH:LINE with PATH relative to the project's root when it is under it."""
+    path, _, line = origin.rpartition(":")
+    try:
+        return f"{Path(path).relative_to(root)}:{line}"
+    except ValueError:
+        return origin
 
 
 def _ansible_message(body: str) -> str:

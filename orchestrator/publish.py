@@ -186,6 +186,8 @@ def push_last_builds(
     engine = engines.connect()
     report = BuildReport()
     for name in selected:
+        on_event(Event(name, Phase.WAITING))
+    for name in selected:
         image = project.images[name]
         last = LastBuild.read(project, image)
         if last is None or engine.image(last.image_id) is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from . import packer_output
 from .names import apt_volumes, container_name
 from .provision import (
     INIT_COMMAND,
@@ -30,7 +31,7 @@ HOST_ALIAS_PREFIX = "rolecast-"
 # existing, empty directory leaves nothing in the committed image (a new /packer-files
 # mount point would be committed as an empty directory).
 CONTAINER_DIR = "/mnt"
-STAGE_ROLE = "rolecast_stage"
+STAGE_ROLE = packer_output.STAGE_ROLE
 BUILD_LABEL = "io.rolecast.build"
 IMAGE_LABEL = "io.rolecast.image"
 # OpenSSH 9 refuses Packer's RSA host key and its scp server without these.
@@ -367,7 +368,7 @@ STAGE_ROLE_TASKS = f"""---
 - name: run the handlers of this stage
   ansible.builtin.meta: flush_handlers
 
-- name: "cache stage {{{{ rolecast_stage_name }}}}"
+- name: "{packer_output.STAGE_TASK}{{{{ rolecast_stage_name }}}}"
   when: rolecast_container is defined  # not in a gate's second run
   vars:
     rolecast_commit: >-

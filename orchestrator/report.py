@@ -26,6 +26,7 @@ class Phase(StrEnum):
     PREPARING = "preparing"
     ANSIBLE = "ansible"
     TASK = "task"
+    SAVING_STAGE = "saving stage"  # a cached stage committed between two roles
     STOPPING_SERVICES = "stopping services"  # before a commit, every service of the play
     CLEANING_UP = "cleaning up"
     COMMITTING = "committing"
@@ -36,7 +37,9 @@ class Phase(StrEnum):
     PUSH = "push"
     NOTE = "note"
     OUTPUT = "output"
+    WAITING = "waiting"  # an image of the run, before its build starts
     DONE = "done"
+    FAILED = "failed"
     SKIPPED = "skipped"
 
 

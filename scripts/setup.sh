@@ -38,6 +38,7 @@ command -v tar >/dev/null || missing+=(tar)
 command -v git >/dev/null || missing+=(git) # requirements from git, and git tags
 command -v ip >/dev/null || missing+=(iproute2) # the tests' second engine gets its own bridge
 command -v unshare >/dev/null || missing+=(util-linux)
+command -v tmux >/dev/null || missing+=(tmux) # the tests look at the live view in a terminal
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   apt_install "${missing[@]}"

@@ -55,3 +55,23 @@ def test_unfinished_lists_only_the_images_running_records(tmp_path: Path) -> Non
     assert [r.id for r in history.unfinished("app")] == [other]
     history.finish(killed, "interrupted")
     assert history.unfinished("web") == []
+
+
+def test_last_durations_are_of_each_images_newest_successful_build(tmp_path: Path) -> None:
+    history = History(tmp_path)
+    assert history.last_durations() == {}
+    rows = [
+        ("web", "built", 100.0, 170.0),
+        ("web", "built", 200.0, 230.0),  # the newest built: 30 s
+        ("web", "failed", 300.0, 301.0),
+        ("web", "running", 400.0, None),
+        ("app", "fresh", 100.0, 100.5),  # kept fresh: no build to time
+    ]
+    for image, result, started, finished in rows:
+        record = history.start(image, "fp", [])
+        with sqlite3.connect(history.path) as db:
+            db.execute(
+                "UPDATE builds SET result = ?, started = ?, finished = ? WHERE id = ?",
+                (result, started, finished, record),
+            )
+    assert history.last_durations() == {"web": 30.0}

@@ -53,8 +53,9 @@ class FakePacker:
     Packer says, commits stages and the image into the fake engine, tags as the
     post-processor does, and leaves no container."""
 
-    def __init__(self, engine: FakeEngine, fail_role: str | None = None) -> None:
+    def __init__(self, engine: FakeEngine, root: Path, fail_role: str | None = None) -> None:
         self.engine = engine
+        self.root = root
         self.fail_role = fail_role
         self.sources: list[str] = []
         self.roles: list[list[str]] = []
@@ -81,11 +82,15 @@ class FakePacker:
             play = json.loads((cwd / "playbook.yml").read_text().split("\n", 1)[1])
             for entry in play[0]["roles"]:
                 if entry["role"] == "rolecast_stage":
+                    say("TASK [rolecast_stage : run the handlers of this stage] ***")
+                    stage = entry["vars"]["rolecast_stage_name"]
+                    say(f"TASK [rolecast_stage : cache stage {stage}] ***")
                     self.engine.add_image(entry["vars"]["rolecast_stage_tag"])
                     continue
                 ran.append(entry["role"])
                 say(f"TASK [{entry['role']} : Write {entry['role']}] ***")
                 if entry["role"] == self.fail_role:
+                    say(f"Origin: {self.root}/roles/{entry['role']}/tasks/main.yml:1:3")
                     say(f'fatal: [rolecast-{name}]: FAILED! => {{"msg": "boom"}}')
                     container.remove()
                     raise CommandFailedError(argv, 1, ["Build errored"], "packer build")
@@ -106,7 +111,7 @@ def setting(
 ) -> tuple[Project, FakeEngine, FakePacker]:
     engine = FakeEngine()
     engine.add_image("example/base:1", cmd=["/bin/bash"])
-    fake = FakePacker(engine)
+    fake = FakePacker(engine, tmp_path)
     monkeypatch.setattr(packer, "run", fake)
     return load_project(write_project(tmp_path)), engine, fake
 
@@ -141,7 +146,8 @@ def test_a_new_image_runs_every_stage_and_reads_and_writes_its_state_once(
     project, engine, fake = setting
     seen = count_state(monkeypatch)
     events: list[Event] = []
-    result = build_image(context(project, engine, events), "app", None)
+    ctx = context(project, engine, events)
+    result = build_image(ctx, "app", None)
     assert result.result == "built"
     assert result.stages_run == ["image", "role one", "role two", "commit"]
     assert fake.roles == [["one", "two"]]
@@ -160,6 +166,11 @@ def test_a_new_image_runs_every_stage_and_reads_and_writes_its_state_once(
     phases = [e.phase for e in events]
     assert phases.index("planned") < phases.index("starting") < phases.index("task")
     assert phases[-1] == "done"
+    # Rolecast's own stage role is a phase of the build, never a role or a task.
+    saved = [e.message for e in events if e.phase == "saving stage"]
+    assert saved == ["image", "role one", "role two"]
+    assert [e.role for e in events if e.phase == "task"] == ["one", "two"]
+    assert [t.role for t in ctx.timings] == ["one", "two"]
 
 
 def test_nothing_changed_keeps_the_image_and_runs_no_packer(
@@ -197,7 +208,9 @@ def test_a_failed_task_is_named_records_the_failure_and_writes_no_state(
     seen = count_state(monkeypatch)
     with pytest.raises(BuildFailedError) as info:
         build_image(context(project, engine), "app", None)
-    assert str(info.value).startswith("image app: role two, task 'Write two' failed: boom; log: ")
+    assert str(info.value).startswith(
+        "image app: role two, task 'Write two' failed at roles/two/tasks/main.yml:1: boom; log: "
+    )
     assert seen["write"] == []
     (record,) = History(project.root).records(["app"])
     assert (record.result, record.roles_run) == ("failed", ["one", "two"])
@@ -224,7 +237,7 @@ def test_two_checkouts_of_one_project_keep_their_stages_apart(
 
     engine = FakeEngine()
     engine.add_image("example/base:1")
-    fake = FakePacker(engine)
+    fake = FakePacker(engine, tmp_path)
     monkeypatch.setattr(packer, "run", fake)
     one = load_project(write_project(tmp_path / "one"))
     two = load_project(write_project(tmp_path / "two"))

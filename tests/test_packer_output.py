@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator.packer_output import BuildState, parse
+from pathlib import Path
+
+from orchestrator.packer_output import BuildState, parse, relative_origin, stage_of
 
 
 def feed(state: BuildState, *raw: str) -> list[str | None]:
@@ -133,3 +135,107 @@ def test_offline_service_warning_becomes_one_note() -> None:
         "warning: service start/restart skipped, no init system runs in a build "
         "(first: role vmrole, task 'Start hello'); the image's command starts its services"
     ]
+
+
+# What `packer build` printed for a real build of tests/data/projects/edge's `broken`
+# image (ansible-core 2.19): Rolecast's stage role between the roles, then the failure.
+BROKEN_BUILD = [
+    "==> broken.docker.broken: Provisioning with Ansible...",
+    "    broken.docker.broken: PLAY [rolecast: broken] *********************************",
+    "    broken.docker.broken: TASK [Gathering Facts] **********************************",
+    "    broken.docker.broken: ok: [rolecast-broken]",
+    "    broken.docker.broken: TASK [rolecast_stage : run the handlers of this stage] ****",
+    "    broken.docker.broken: TASK [rolecast_stage : cache stage image] *****************",
+    "    broken.docker.broken: ok: [rolecast-broken] => {",
+    '    broken.docker.broken:     "msg": "sha256:fd103c349f1ca82ef72f9c93f51c49397ffbbf5b"',
+    "    broken.docker.broken: }",
+    "    broken.docker.broken: TASK [marker : Write the marker] ************************",
+    "    broken.docker.broken: changed: [rolecast-broken]",
+    "    broken.docker.broken: TASK [rolecast_stage : run the handlers of this stage] ****",
+    "    broken.docker.broken: TASK [rolecast_stage : cache stage role marker] ***********",
+    "    broken.docker.broken: TASK [broken_task : Fail on purpose] ********************",
+    "    broken.docker.broken: [ERROR]: Task failed: Action failed: this role fails on purpose",
+    "    broken.docker.broken: Origin: /tmp/pg-edge/roles/broken_task/tasks/main.yml:2:3",
+    "    broken.docker.broken:",
+    "    broken.docker.broken: 1 ---",
+    "    broken.docker.broken: 2 - name: Fail on purpose",
+    "    broken.docker.broken:     ^ column 3",
+    '    broken.docker.broken: fatal: [rolecast-broken]: FAILED! => {"changed": false, '
+    '"msg": "this role fails on purpose"}',
+    "    broken.docker.broken: PLAY RECAP *********************************************",
+    "Build 'broken.docker.broken' errored after 13 seconds 276 milliseconds: Error executing"
+    " Ansible: Non-zero exit status: exit status 2",
+]
+
+
+def test_rolecast_stage_tasks_are_a_saving_phase_never_a_task() -> None:
+    state = BuildState()
+    seen = []
+    for raw in BROKEN_BUILD:
+        phase = state.feed(parse(raw))
+        if phase is not None:
+            seen.append((phase, state.role, state.task))
+    assert seen == [
+        ("ansible", None, None),
+        ("task", None, "Gathering Facts"),
+        ("saving stage", "rolecast_stage", "cache stage image"),
+        ("task", "marker", "Write the marker"),
+        ("saving stage", "rolecast_stage", "cache stage role marker"),
+        ("task", "broken_task", "Fail on purpose"),
+    ]
+    assert stage_of("cache stage role marker") == "role marker"
+    assert stage_of("run the handlers of this stage") == ""
+
+
+def test_failed_task_knows_its_file_and_line() -> None:
+    state = BuildState()
+    feed(state, *BROKEN_BUILD)
+    assert state.failure is not None
+    assert state.failure.origin == "/tmp/pg-edge/roles/broken_task/tasks/main.yml:2"
+    assert state.failure.message == "this role fails on purpose"
+    root = Path("/tmp/pg-edge")
+    assert relative_origin(state.failure.origin, root) == "roles/broken_task/tasks/main.yml:2"
+    elsewhere = "/usr/share/ansible/roles/x/tasks/main.yml:7"
+    assert relative_origin(elsewhere, root) == elsewhere
+
+
+def test_origin_of_an_earlier_task_is_not_the_failures() -> None:
+    state = BuildState()
+    feed(
+        state,
+        "    b.docker.b: TASK [r : Ignored] ***",
+        "    b.docker.b: Origin: /p/roles/r/tasks/main.yml:5:3",
+        '    b.docker.b: fatal: [h]: FAILED! => {"msg": "non-zero return code", "rc": 1}',
+        "    b.docker.b: ...ignoring",
+        "    b.docker.b: TASK [r : Next] ***",
+        '    b.docker.b: fatal: [h]: UNREACHABLE! => {"msg": "gone"}',
+    )
+    assert state.failure is not None
+    assert (state.failure.task, state.failure.origin) == ("Next", None)
+
+
+def test_verbose_task_path_and_a_loops_failed_item() -> None:
+    state = BuildState()
+    feed(
+        state,
+        "    b.docker.b: TASK [r : Loop fail] ***",
+        "    b.docker.b: task path: /p/roles/r/tasks/main.yml:9",
+        "    b.docker.b: changed: [h] => (item=0)",
+        '    b.docker.b: failed: [h] (item=1) => {"ansible_loop_var": "item", "item": 1, '
+        '"msg": "non-zero return code", "rc": 1, "stderr": "exit one"}',
+        '    b.docker.b: fatal: [h]: FAILED! => {"msg": "One or more items failed"}',
+    )
+    assert state.failure is not None
+    assert state.failure.message == "non-zero return code: exit one"
+    assert state.failure.origin == "/p/roles/r/tasks/main.yml:9"
+
+
+def test_a_yaml_mistake_keeps_its_origin_for_the_ansible_error() -> None:
+    state = BuildState()
+    feed(
+        state,
+        "    b.docker.b: [ERROR]: YAML parsing failed: Colons in unquoted values must be quoted.",
+        "    b.docker.b: Origin: /p/roles/r/tasks/main.yml:3:12",
+    )
+    assert state.ansible_error is not None and state.failure is None
+    assert state.origin == "/p/roles/r/tasks/main.yml:3"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from .. import engines
 from ..errors import BuildFailedError, InterruptedBuildError
 from ..project import Project
-from ..report import BuildReport, OnEvent, Phase
+from ..report import BuildReport, ImageResult, OnEvent, Phase
 from ..tags import TagRules
 from . import cache, preflight
 from .context import BuildOptions, Context
@@ -60,7 +60,17 @@ def build_images(
         cancel=ctx.cancel,
         on_skip=lambda name, why: ctx.emit(name, Phase.SKIPPED, why),
     )
-    outcome = fleet.run(lambda name, parent: build_image(ctx, name, parent))
+    for name in order:
+        ctx.emit(name, Phase.WAITING)
+
+    def build_one(name: str, parent: ImageResult | None) -> ImageResult:
+        try:
+            return build_image(ctx, name, parent)
+        except BuildFailedError as exc:
+            ctx.emit(name, Phase.FAILED, str(exc))
+            raise
+
+    outcome = fleet.run(build_one)
     report = BuildReport(images=outcome.results, tasks=ctx.timings)
     if outcome.interrupted:
         first = next((e for e in outcome.interrupted if isinstance(e, InterruptedBuildError)), None)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .. import render
 from ..errors import (
     BuildFailedError,
     CommandFailedError,
@@ -21,7 +20,7 @@ from ..errors import (
 )
 from ..guard import Guard
 from ..names import container_name
-from ..packer_output import BuildState, parse
+from ..packer_output import BuildState, parse, relative_origin, stage_of
 from ..project import ResolvedImage
 from ..report import Phase, TaskTiming
 from ..runner import run
@@ -65,6 +64,9 @@ class OutputReader:
             ctx.emit(name, Phase.NOTE, state.notes[-1])
         if phase == Phase.TASK:
             self.started_task()
+        elif phase == Phase.SAVING_STAGE:
+            self.close_task()
+            ctx.emit(name, phase, stage_of(state.task))
         elif phase is not None:
             if phase != Phase.ANSIBLE:
                 self.close_task()
@@ -76,7 +78,7 @@ class OutputReader:
         state, roles_run = self.run.state, self.run.roles_run
         self.close_task()
         self.task = (state.role, state.task or "", time.monotonic())
-        if state.role and state.role != render.STAGE_ROLE and state.role not in roles_run:
+        if state.role and state.role not in roles_run:
             roles_run.append(state.role)
         names = self.role_names
         self.ctx.emit(
@@ -184,12 +186,15 @@ def failure_message(
     if state.failure is not None:
         role = f"role {state.failure.role}, " if state.failure.role else ""
         task = state.failure.task or "?"
-        return f"image {image.name}: {role}task '{task}' failed: {state.failure.message}{where}"
+        origin = state.failure.origin
+        at = f" at {relative_origin(origin, ctx.root)}" if origin else ""
+        return f"image {image.name}: {role}task '{task}' failed{at}: {state.failure.message}{where}"
     if state.ansible_error is not None:
         hint = ""
         if "vault secret" in state.ansible_error:
             hint = "; pass --vault-password-file or --vault-id"
-        return f"image {image.name}: ansible-playbook: {state.ansible_error}{hint}{where}"
+        at = f" ({relative_origin(state.origin, ctx.root)})" if state.origin else ""
+        return f"image {image.name}: ansible-playbook: {state.ansible_error}{at}{hint}{where}"
     errors = [e for e in state.packer_errors if not e.startswith("Build '")]
     detail = errors[0] if errors else (state.packer_errors or ["packer build failed"])[-1]
     return f"image {image.name}: packer: {detail}{where}"

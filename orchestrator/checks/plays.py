@@ -30,6 +30,7 @@ def ansible_settings(project: Project) -> Iterator[Any]:
     """A DataLoader whose roles path is the project's, Ansible's printing kept quiet."""
     import ansible.constants as C
     from ansible.parsing.dataloader import DataLoader
+
     with _LOCK:
         _plugin_loader(tuple(str(p) for p in project.collections_paths))
         saved = C.DEFAULT_ROLES_PATH

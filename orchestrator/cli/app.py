@@ -25,9 +25,23 @@ app = typer.Typer(
     help="Build immutable container images from Ansible roles, through Packer.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# A pipeline's log is not 80 columns wide: tables keep whole image names there.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+
+
+def console(stderr: bool = False, terminal: bool | None = None) -> Console:
+    """A console for stdout or stderr; `terminal` True forces a terminal's live output
+    (`--progress tty`). Colour follows rich's rules: none with NO_COLOR set (to anything)."""
+    is_tty = (sys.stderr if stderr else sys.stdout).isatty()
+    # A pipeline's log is not 80 columns wide: tables keep whole image names there.
+    return Console(
+        stderr=stderr,
+        soft_wrap=True,
+        width=None if is_tty or terminal else 200,
+        force_terminal=terminal,
+    )
+
+
+out = console()
+err = console(stderr=True)
 
 T = TypeVar("T")
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..errors import InterruptedBuildError, RolecastError
 from ..project import Project
 
 if TYPE_CHECKING:
+    from ..progress import Display
     from ..tags import TagRules
 
-from .app import _checked_project, _fail, _project, app, err, guarded, out
+from .app import _checked_project, _fail, _project, app, console, err, guarded, out
 from .options import (
     CacheFromOption,
     CacheToOption,
@@ -29,6 +28,9 @@ from .options import (
     JsonOption,
     KeepGoingOption,
     NoCacheOption,
+    PlainOption,
+    ProgressMode,
+    ProgressOption,
     PushOption,
     ReportOption,
     TagOption,
@@ -43,12 +45,24 @@ from .options import (
 def bases(
     names: Annotated[list[str] | None, typer.Argument(help="Bases to make (default: all).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Remake even when present.")] = False,
+    progress: ProgressOption = ProgressMode.AUTO,
+    plain: PlainOption = False,
 ) -> None:
     """Make the spec's `bases:` images that are missing (pull, else debootstrap + import)."""
+    import datetime as dt
+
     from ..bases import make_base
     from ..engines import connect
 
+    mode = _mode(progress, plain, as_json=False)
     project = _project()
+
+    def say(line: str) -> None:
+        if mode == ProgressMode.PLAIN:
+            line = f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
+        if mode != ProgressMode.QUIET:
+            out.print(line, markup=False, highlight=False)
+
     known = project.bases
     wanted = names or list(known)
 
@@ -68,7 +82,7 @@ def bases(
                 name,
                 known[name],
                 project.base_reference(name),
-                say=lambda line: out.print(line, markup=False, highlight=False),
+                say=say,
                 force=force,
             )
 
@@ -121,6 +135,29 @@ def _check_tags(extra: list[str]) -> None:
         raise _fail(UsageError("\n".join(problems)))
 
 
+def _mode(progress: ProgressMode, plain: bool, as_json: bool) -> ProgressMode:
+    """The progress mode asked for: `--plain` is `--progress plain`; with --json, `auto`
+    is plain lines (on stderr: stdout is the JSON's)."""
+    from ..errors import UsageError
+
+    if plain and progress not in (ProgressMode.AUTO, ProgressMode.PLAIN):
+        raise _fail(UsageError(f"--plain is --progress plain: give one, not --progress {progress}"))
+    if plain or (as_json and progress == ProgressMode.AUTO):
+        return ProgressMode.PLAIN
+    return progress
+
+
+def _display(mode: ProgressMode, as_json: bool, estimates: dict[str, float]) -> Display:
+    """Progress on stdout, or on stderr when stdout is the JSON's or the run is quiet."""
+    from ..progress import choose
+
+    to_stderr = as_json or mode == ProgressMode.QUIET
+    shown = err if to_stderr else out
+    if mode == ProgressMode.TTY:
+        shown = console(stderr=to_stderr, terminal=True)
+    return choose(mode, shown, estimates)
+
+
 def _check_build_flags(
     connection: str | None, cache_from: str | None, cache_to: str | None, tags: list[str]
 ) -> None:
@@ -142,9 +179,8 @@ def build(
     images: Annotated[
         list[str] | None, typer.Argument(help="Images to build (default: all), with parents.")
     ] = None,
-    plain: Annotated[
-        bool, typer.Option("--plain", help="Timestamped lines instead of a live display.")
-    ] = False,
+    progress: ProgressOption = ProgressMode.AUTO,
+    plain: PlainOption = False,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Stream Ansible's output.")
     ] = False,
@@ -169,9 +205,10 @@ def build(
     import signal
 
     from ..build import BuildOptions, build_images, vault_arguments
-    from ..progress import LiveProgress, PlainProgress, summary
+    from ..history import History
     from ..report import BuildReport
 
+    mode = _mode(progress, plain, as_json)
     _check_build_flags(connection, cache_from, cache_to, list(tag or ()))
     secrets = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
     project = _checked_project(secrets, list(images or []))
@@ -192,9 +229,7 @@ def build(
         jobs=jobs or os.cpu_count() or 1,
         keep_going=keep_going if keep_going is not None else bool(os.environ.get("CI")),
     )
-    shown = err if as_json else out
-    live = sys.stdout.isatty() and not plain and not as_json
-    display = LiveProgress(shown) if live else PlainProgress(shown)
+    display = _display(mode, as_json, History(project.root).last_durations())
     report = BuildReport()
     failure: RolecastError | None = None
     with display:
@@ -206,7 +241,7 @@ def build(
             report = getattr(exc, "report", None) or report
         except KeyboardInterrupt:
             failure = InterruptedBuildError("interrupted")
-    _finish(report, failure, as_json, report_file, summary)
+    _finish(report, failure, as_json, report_file, quiet=mode == ProgressMode.QUIET)
 
 
 def _finish(
@@ -214,7 +249,7 @@ def _finish(
     failure: RolecastError | None,
     as_json: bool,
     report_file: Path | None,
-    summary: Callable[[Any], list[Table]],
+    quiet: bool = False,
 ) -> None:
     """Print (and write) the report, then exit with the failure's code, if any."""
     payload = report.as_dict()
@@ -226,7 +261,9 @@ def _finish(
     if as_json:
         typer.echo(text)
     elif report.images:
-        for table in summary(report):
+        from ..progress import summary
+
+        for table in summary(report, quiet):
             out.print(table)
     if failure is not None:
         raise _fail(failure)
@@ -241,22 +278,25 @@ def push_command(
     tag: TagOption = None,
     as_json: JsonOption = False,
     report_file: ReportOption = None,
+    progress: ProgressOption = ProgressMode.AUTO,
+    plain: PlainOption = False,
 ) -> None:
     """Push the last build of each image: every tag, immutable tags before moving ones."""
-    from ..progress import PlainProgress, summary
     from ..publish import push_last_builds
     from ..report import BuildReport
 
+    mode = _mode(progress, plain, as_json)
     project = _project()
-    display = PlainProgress(err if as_json else out)
+    display = _display(mode, as_json, {})
     report = BuildReport()
     failure: RolecastError | None = None
-    try:
-        rules = _rules(project, version, tag)
-        report = push_last_builds(project, list(images or []), rules, display)
-    except RolecastError as exc:
-        failure = exc
-    _finish(report, failure, as_json, report_file, summary)
+    with display:
+        try:
+            rules = _rules(project, version, tag)
+            report = push_last_builds(project, list(images or []), rules, display)
+        except RolecastError as exc:
+            failure = exc
+    _finish(report, failure, as_json, report_file, quiet=mode == ProgressMode.QUIET)
 
 
 @app.command("login")

@@ -1,8 +1,9 @@
-"""Commands that look at the project: validate, ls, init, plan, history."""
+"""Commands that look at the project: validate, ls, init, plan, history, logs."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -134,28 +135,42 @@ def plan_command(
         out.print(table)
 
 
+def _recorded_names(project: Project, names: list[str]) -> list[str]:
+    """The names the history records for images of the spec: a spec name means all its
+    variants (`web` is web@staging and web@production). Unknown names exit 2."""
+    guarded(lambda: project.select(names))
+    return [
+        key for key, image in project.images.items() if key in names or image.spec_name in names
+    ]
+
+
 @app.command("history")
 def history_command(
     images: Annotated[list[str] | None, typer.Argument(help="Images (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="Newest N records.")] = 20,
 ) -> None:
-    """Show the recorded builds: result, stages run and reused, duration, image, log."""
+    """Show the recorded builds: result, stages run and reused, duration, image, error."""
     import datetime as dt
 
     from ..history import History
 
-    root = state.root
-    records = History(root).records(list(images or []) or None, limit)
+    root, names = state.root, None
+    if images:
+        project = _project()
+        root, names = project.root, _recorded_names(project, images)
+    records = History(root).records(names, limit)
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in records], indent=2))
         return
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "IMAGE", "STARTED", "DURATION", "RESULT", "RAN", "REUSED", "IMAGE ID"):
+    columns = ["ID", "IMAGE", "STARTED", "DURATION", "RESULT", "RAN", "REUSED", "IMAGE ID"]
+    errors = any(r.error for r in records)
+    for column in columns + (["ERROR"] if errors else []):
         table.add_column(column, overflow="fold")
     for r in records:
         started = dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(
+        row = [
             str(r.id),
             r.image,
             started,
@@ -164,5 +179,32 @@ def history_command(
             ", ".join(r.stages_run) or "-",
             str(len(r.stages_reused)),
             r.image_id[7:19] if r.image_id else "-",
-        )
+        ]
+        if errors:
+            # The image has its column, the log its command (`rolecast logs`).
+            error = re.sub(r"; log: \S+", "", (r.error or "").removeprefix(f"image {r.image}: "))
+            row.append(error or "-")
+        table.add_row(*row)
     out.print(table)
+
+
+@app.command("logs")
+def logs_command(
+    image: Annotated[str, typer.Argument(help="The image whose build log to print.")],
+    build: Annotated[
+        int | None,
+        typer.Option("--build", metavar="ID", help="That build (an ID `rolecast history` shows)."),
+    ] = None,
+) -> None:
+    """Print the log of IMAGE's newest build (or of build ID): all that Packer and Ansible said."""
+    import shutil
+    import sys
+
+    from ..history import History
+    from ..logs import find_log
+
+    project = _project()
+    names = _recorded_names(project, [image])
+    _, path = guarded(lambda: find_log(History(project.root), image, names, build, project.root))
+    with path.open(encoding="utf-8", errors="replace") as log:
+        shutil.copyfileobj(log, sys.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -72,4 +73,24 @@ KeepGoingOption = Annotated[
         help="After a failure, build what does not depend on it (default in CI), "
         "or start nothing more (default elsewhere).",
     ),
+]
+
+
+class ProgressMode(StrEnum):
+    AUTO = "auto"
+    TTY = "tty"
+    PLAIN = "plain"
+    QUIET = "quiet"
+
+
+ProgressOption = Annotated[
+    ProgressMode,
+    typer.Option(
+        "--progress",
+        help="auto: a live view on a terminal, plain lines elsewhere; tty: the live view "
+        "always; plain: timestamped lines; quiet: only errors and the result.",
+    ),
+]
+PlainOption = Annotated[
+    bool, typer.Option("--plain", hidden=True, help="The same as --progress plain.")
 ]

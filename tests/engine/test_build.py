@@ -193,9 +193,10 @@ def test_failing_role_names_the_task_and_moves_no_tag(edge: Path, docker_engine:
     )
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
+    # The task's file and line, relative to the project (the role's line 2).
     assert last.startswith(
-        "image broken: role broken_task, task 'Fail on purpose' failed: "
-        "this role fails on purpose; log: "
+        "image broken: role broken_task, task 'Fail on purpose' failed at "
+        "roles/broken_task/tasks/main.yml:2: this role fails on purpose; log: "
     )
     log = edge / last.rsplit("log: ", 1)[1]
     assert "Fail on purpose" in log.read_text()

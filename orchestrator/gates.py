@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,17 @@ class AnsibleSetup:
     vault_arguments: list[str]
     ansible_playbook: str
     plugin: str  # the connection plugin name for a container: docker or community.docker.docker
+    # -e of the run: ansible-playbook arguments (lookups, @FILE) and the values they look up
+    extra_arguments: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _scratch() -> str:
+    """ansible-runner writes the environment (with the values of -e) into its artifacts:
+    in memory (tmpfs) where there is one, removed after the run."""
+    shm = Path("/dev/shm")
+    usable = shm.is_dir() and os.access(shm, os.W_OK)
+    return tempfile.mkdtemp(prefix="rolecast-gate-", dir=str(shm) if usable else None)
 
 
 def inventory_text(alias: str, groups: list[str]) -> str:
@@ -73,20 +85,22 @@ def run_playbook(
     """Run `playbook` against the container with ansible-runner; returns its events."""
     import ansible_runner
 
-    work = Path(tempfile.mkdtemp(prefix="rolecast-gate-"))
+    work = Path(_scratch())
     try:
         inventories = [str(work / "build-host")]
         (work / "build-host").write_text(inventory_text(setup.alias, setup.groups))
         if setup.inventory is not None:
             inventories.append(str(setup.inventory))
-        extra = dict(setup.extra_vars)
-        extra.update(
-            ansible_connection=setup.plugin,
-            ansible_host=container_id,
-            ansible_user="root",
-            ansible_python_interpreter="auto_silent",
-        )
-        env = dict(setup.env)
+        # In ansible-playbook's order: the spec's vars, then -e, then the connection.
+        cmdline = [*setup.vault_arguments, "-e", json.dumps(setup.extra_vars)]
+        cmdline += setup.extra_arguments
+        extra = {
+            "ansible_connection": setup.plugin,
+            "ansible_host": container_id,
+            "ansible_user": "root",
+            "ansible_python_interpreter": "auto_silent",
+        }
+        env = dict(setup.env) | setup.extra_env
         # ansible-runner finds ansible-playbook on PATH: the one the build used goes first.
         env["PATH"] = f"{Path(setup.ansible_playbook).parent}{os.pathsep}{os.environ['PATH']}"
         result = ansible_runner.run(
@@ -96,7 +110,8 @@ def run_playbook(
             limit=setup.alias,
             extravars=extra,
             envvars=env,
-            cmdline=" ".join(setup.vault_arguments) or None,
+            cmdline=shlex.join(cmdline),
+            suppress_env_files=True,
             quiet=True,
             timeout=int(timeout),
         )

@@ -17,7 +17,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 # Bottom to top: a module may import its own layer and the layers below it.
 LAYERS = [
     {"", "errors", "digests", "names", "report", "yamlsource", "guard", "runner", "locks",
-     "history", "packer_output", "container", "container.services"},
+     "extra_vars", "history", "packer_output", "container", "container.services"},
     {"spec", "engines", "engines.interface", "engines.docker"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
      "project.resolver"},

@@ -130,6 +130,7 @@ def render_input(
         inventory=image.inventory,
         host_alias=image.host or render.HOST_ALIAS_PREFIX + image.slug,
         vault_arguments=list(ctx.options.vault_arguments),
+        extra_vars_arguments=project.extra_vars.arguments(),
         roles_paths=list(project.roles_paths),
         collections_paths=list(project.collections_paths),
         ansible_config=cfg if cfg.is_file() else None,

@@ -60,8 +60,15 @@ def guarded(fn: Callable[[], T]) -> T:
         raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
-def _project() -> Project:
-    return guarded(lambda: load_project(state.root, state.file, state.inventory))
+def _project(extra_vars: list[str] | None = None) -> Project:
+    """The project, with the -e of this run (in its fingerprints and builds)."""
+    from ..extra_vars import parse_extra_vars
+
+    def load() -> Project:
+        extra = parse_extra_vars(extra_vars or [])
+        return load_project(state.root, state.file, state.inventory, extra)
+
+    return guarded(load)
 
 
 def _version_callback(value: bool) -> None:

@@ -23,6 +23,7 @@ from .options import (
     CacheFromOption,
     CacheToOption,
     ConnectionOption,
+    ExtraVarsOption,
     ForceOption,
     IdempotenceOption,
     JobsOption,
@@ -82,11 +83,12 @@ def render_command(
         Path | None, typer.Option("-o", "--output", help="Write to this file instead.")
     ] = None,
     version: VersionOption = None,
+    extra_vars: ExtraVarsOption = None,
 ) -> None:
     """Print the Packer template (HCL2 JSON syntax) that `rolecast build` runs for IMAGE."""
     from ..build import BuildOptions, render_image
 
-    project = _project()
+    project = _project(extra_vars)
     rules = _rules(project, version)
     text = guarded(lambda: render_image(project, image, BuildOptions(version=version), rules))
     if output is None:
@@ -151,6 +153,7 @@ def build(
     cache_from: CacheFromOption = None,
     cache_to: CacheToOption = None,
     keep_going: KeepGoingOption = None,
+    extra_vars: ExtraVarsOption = None,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
     import signal
@@ -159,7 +162,7 @@ def build(
     from ..progress import LiveProgress, PlainProgress, summary
     from ..report import BuildReport
 
-    project = _project()
+    project = _project(extra_vars)
     _check_build_flags(connection, cache_from, cache_to)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     options = BuildOptions(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     pass
 
 from .app import _fail, _project, app, guarded, out, state
+from .options import ExtraVarsOption
 
 
 @app.command()
@@ -94,6 +95,11 @@ def plan_command(
             "--format", help="table, json, github-matrix, mermaid or dot.", metavar="FORMAT"
         ),
     ] = "table",
+    extra_vars: ExtraVarsOption = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="List every change behind a stale image, not the first."),
+    ] = False,
 ) -> None:
     """Say which images are fresh, stale or missing, from which stage, and why."""
     from .. import graph
@@ -106,7 +112,7 @@ def plan_command(
         raise _fail(UsageError(f"--format {output_format}: use {', '.join(formats)}"))
     if as_json:
         output_format = "json"
-    project = _project()
+    project = _project(extra_vars)
     plans = guarded(lambda: plan_images(connect(), project, list(images or [])))
     if output_format == "json":
         typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
@@ -121,7 +127,8 @@ def plan_command(
         for column in ("IMAGE", "STATUS", "FIRST STAGE", "WHY"):
             table.add_column(column)
         for item in plans:
-            table.add_row(item.name, item.status, item.first_stage or "-", item.reason)
+            why = "\n".join(item.changes) if explain and item.changes else item.reason
+            table.add_row(item.name, item.status, item.first_stage or "-", why)
         out.print(table)
 
 

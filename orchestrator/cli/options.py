@@ -73,3 +73,13 @@ KeepGoingOption = Annotated[
         "or start nothing more (default elsewhere).",
     ),
 ]
+ExtraVarsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-e",
+        "--extra-vars",
+        metavar="KEY=VALUE|YAML|@FILE",
+        help="Variables for the roles, as ansible-playbook's -e (repeatable; they win over "
+        "every other variable and count in the fingerprint; values stay off disk and argv).",
+    ),
+]

@@ -1,10 +1,11 @@
 """`-e/--extra-vars`, read as ansible-playbook reads them: `KEY=VALUE ...`, inline YAML or
 JSON, `@FILE`. Later options win; they win over every other variable, as in Ansible.
 
-A value given inline may be a secret, so it never reaches a file, a log or an argv: the
-ansible-playbook argv names it by a lookup, `{{ lookup('env', 'ROLECAST_EV_3') | from_json }}`,
-and the value travels, as JSON, in the environment of Packer and Ansible (see `environment`).
-A file is the user's own and is handed to ansible-playbook by its path.
+A value given inline may be a secret, so it never reaches a file, a log or an argv: each
+inline -e becomes a file of lookups, `{"token": "{{ lookup('env', 'ROLECAST_EV_3') |
+from_json }}"}`, handed to ansible-playbook as `-e @FILE` (Packer would read Jinja in its
+argv as its own templates), and the values travel, as JSON, in the environment of Packer and
+Ansible (see `environment`). A file of the user's is handed over by its own path.
 """
 
 from __future__ import annotations
@@ -56,19 +57,33 @@ class ExtraVars:
                     env[name] = json.dumps(item.values[key])
         return env
 
-    def arguments(self) -> list[str]:
-        """ansible-playbook arguments, in the user's order: lookups and paths, no value."""
+    def arguments(self, directory: Path) -> list[str]:
+        """ansible-playbook arguments, in the user's order: paths of files, no value."""
         args: list[str] = []
-        for item in self.items:
-            if isinstance(item, FileVars):
-                args += ["-e", f"@{item.path}"]
-            else:
+        for index, item in enumerate(self.items):
+            path = item.path if isinstance(item, FileVars) else lookups_file(directory, index)
+            args += ["-e", f"@{path}"]
+        return args
+
+    def write_lookups(self, directory: Path) -> None:
+        """The files of lookups `arguments` names: a name and its lookup, never a value."""
+        for old in directory.glob(LOOKUPS.format("*")):
+            old.unlink()
+        for index, item in enumerate(self.items):
+            if isinstance(item, InlineVars):
                 lookups = {
                     key: f"{{{{ lookup('env', '{name}') | from_json }}}}"
                     for key, name in item.env_names().items()
                 }
-                args += ["-e", json.dumps(lookups)]
-        return args
+                text = json.dumps(lookups, indent=2) + "\n"
+                lookups_file(directory, index).write_text(text, encoding="utf-8")
+
+
+LOOKUPS = "extra-vars-{}.json"
+
+
+def lookups_file(directory: Path, index: int) -> Path:
+    return directory / LOOKUPS.format(index + 1)
 
 
 def _ordinal(n: int) -> str:

@@ -34,19 +34,36 @@ def test_every_form_ansible_playbook_reads(tmp_path: Path) -> None:
         "ROLECAST_EV_3": '{"e": null}',
         "ROLECAST_EV_4": '"x"',
     }
-    args = extra.arguments()
-    assert args[0::2] == ["-e"] * 4
-    assert json.loads(args[1]) == {
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+    (build_dir / "extra-vars-9.json").write_text("{}")  # from an earlier build: removed
+    extra.write_lookups(build_dir)
+    assert sorted(p.name for p in build_dir.iterdir()) == [
+        "extra-vars-1.json",
+        "extra-vars-2.json",
+        "extra-vars-4.json",
+    ]
+    assert extra.arguments(build_dir) == [
+        "-e",
+        f"@{build_dir / 'extra-vars-1.json'}",
+        "-e",
+        f"@{build_dir / 'extra-vars-2.json'}",
+        "-e",
+        f"@{(tmp_path / 'more.yml').resolve()}",
+        "-e",
+        f"@{build_dir / 'extra-vars-4.json'}",
+    ]
+    assert json.loads((build_dir / "extra-vars-1.json").read_text()) == {
         "a": "{{ lookup('env', 'ROLECAST_EV_0') | from_json }}",
         "b": "{{ lookup('env', 'ROLECAST_EV_1') | from_json }}",
     }
-    assert args[5] == f"@{(tmp_path / 'more.yml').resolve()}"
-    assert json.loads(args[7]) == {"g": "{{ lookup('env', 'ROLECAST_EV_4') | from_json }}"}
 
 
-def test_values_appear_in_no_argument_and_no_repr(tmp_path: Path) -> None:
+def test_values_appear_in_no_argument_no_file_and_no_repr(tmp_path: Path) -> None:
     extra = parse_extra_vars([f"password={SECRET}", json.dumps({"token": SECRET})], tmp_path)
-    assert SECRET not in " ".join(extra.arguments())
+    extra.write_lookups(tmp_path)
+    assert SECRET not in " ".join(extra.arguments(tmp_path))
+    assert not any(SECRET in p.read_text() for p in tmp_path.iterdir())
     assert SECRET not in repr(extra)
     assert all(SECRET in v for v in extra.environment().values())
 

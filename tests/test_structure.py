@@ -28,7 +28,8 @@ LAYERS = [
      "build.recovery", "build.parents", "build.stages", "build.cache", "build.inputs",
      "build.packer", "build.verify", "build.preview"},
     {"progress", "starter"},
-    {"cli", "cli.app", "cli.options", "cli.inspecting", "cli.building", "cli.cache", "__main__"},
+    {"cli", "cli.app", "cli.arguments", "cli.options", "cli.inspecting", "cli.building",
+     "cli.cache", "__main__"},
 ]  # fmt: skip
 
 

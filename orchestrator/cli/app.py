@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     pass
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Build immutable container images from Ansible roles, through Packer.",
@@ -36,6 +36,7 @@ class State:
     root: Path = Path(".")
     file: Path | None = None
     inventory: Path | None = None
+    found_upward: bool = False  # no -C/-f: the root is where rolecast.yml was found
 
 
 state = State()
@@ -80,21 +81,55 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
+    """-C, else (without -f) the nearest directory upward holding rolecast.yml, else here."""
+    if directory is not None or file is not None:
+        return directory or Path("."), False
+    from ..spec import find_project_root
+
+    found = find_project_root(Path.cwd())
+    if found is None or found == Path.cwd().resolve():
+        return Path("."), False
+    return found, True
+
+
 @app.callback()
 def main_options(
     file: Annotated[
         Path | None,
-        typer.Option("-f", "--file", help="The spec file (default: rolecast.yml in the root)."),
+        typer.Option(
+            "-f",
+            "--file",
+            metavar="FILE",
+            envvar="ROLECAST_FILE",
+            help="The spec file (default: rolecast.yml in the root).",
+        ),
     ] = None,
     directory: Annotated[
-        Path,
-        typer.Option("-C", "--directory", help="The project root (roles/, playbooks/, ...)."),
-    ] = Path("."),
+        Path | None,
+        typer.Option(
+            "-C",
+            "--directory",
+            metavar="DIR",
+            envvar="ROLECAST_DIRECTORY",
+            help="The project root (roles/, playbooks/, ...); default: the nearest directory "
+            "holding rolecast.yml, from here upward.",
+        ),
+    ] = None,
     inventory: Annotated[
         Path | None,
-        typer.Option("-i", "--inventory", help="Use this Ansible inventory instead of the spec's."),
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            envvar="ROLECAST_INVENTORY",
+            help="Use this Ansible inventory instead of the spec's.",
+        ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Say more.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("-v", "--verbose", metavar="", envvar="ROLECAST_VERBOSE", help="Say more."),
+    ] = False,
     docker_host: Annotated[
         str | None,
         typer.Option(
@@ -114,7 +149,7 @@ def main_options(
         ),
     ] = False,
 ) -> None:
-    if not directory.is_dir():
+    if directory is not None and not directory.is_dir():
         err.print(f"-C {directory}: no such directory", markup=False)
         raise typer.Exit(ExitCode.INVALID_INPUT)
     if docker_host is not None:
@@ -131,7 +166,7 @@ def main_options(
     from ..publish import take_credentials
 
     take_credentials()  # registry credentials leave the environment children inherit
-    state.root = directory
+    state.root, state.found_upward = _root(directory, file)
     state.file = file
     state.inventory = inventory
     logging.basicConfig(

@@ -42,8 +42,12 @@ from .options import (
 
 @app.command()
 def bases(
-    names: Annotated[list[str] | None, typer.Argument(help="Bases to make (default: all).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Remake even when present.")] = False,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="BASE", help="Bases to make (default: all).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Remake even when present.")
+    ] = False,
 ) -> None:
     """Make the spec's `bases:` images that are missing (pull, else debootstrap + import)."""
     from ..bases import make_base
@@ -78,9 +82,12 @@ def bases(
 
 @app.command("render")
 def render_command(
-    image: Annotated[str, typer.Argument(help="The image whose Packer template to print.")],
+    image: Annotated[
+        str, typer.Argument(metavar="IMAGE", help="The image whose Packer template to print.")
+    ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write to this file instead.")
+        Path | None,
+        typer.Option("-o", "--output", metavar="FILE", help="Write to this file instead."),
     ] = None,
     version: VersionOption = None,
     extra_vars: ExtraVarsOption = None,
@@ -129,13 +136,15 @@ def _check_build_flags(
 @app.command()
 def build(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Images to build (default: all), with parents.")
+        list[str] | None,
+        typer.Argument(metavar="IMAGE", help="Images to build (default: all), with parents."),
     ] = None,
     plain: Annotated[
-        bool, typer.Option("--plain", help="Timestamped lines instead of a live display.")
+        bool,
+        typer.Option("--plain", metavar="", help="Timestamped lines instead of a live display."),
     ] = False,
     verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Stream Ansible's output.")
+        bool, typer.Option("-v", "--verbose", metavar="", help="Stream Ansible's output.")
     ] = False,
     as_json: JsonOption = False,
     version: VersionOption = None,
@@ -224,7 +233,8 @@ def _finish(
 @app.command("push")
 def push_command(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Images to push (default: all), with parents.")
+        list[str] | None,
+        typer.Argument(metavar="IMAGE", help="Images to push (default: all), with parents."),
     ] = None,
     version: VersionOption = None,
     tag: TagOption = None,
@@ -250,10 +260,13 @@ def push_command(
 
 @app.command("login")
 def login_command(
-    registry: Annotated[str, typer.Argument(help="The registry, HOST[:PORT].")],
-    username: Annotated[str, typer.Option("-u", "--username", help="The user name.")],
+    registry: Annotated[str, typer.Argument(metavar="REGISTRY", help="The registry, HOST[:PORT].")],
+    username: Annotated[
+        str, typer.Option("-u", "--username", metavar="USER", help="The user name.")
+    ],
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+        bool,
+        typer.Option("--password-stdin", metavar="", help="Read the password from standard input."),
     ] = False,
 ) -> None:
     """Store registry credentials in the Docker config, as `docker login` does."""

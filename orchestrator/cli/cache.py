@@ -23,7 +23,7 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("ls")
 def cache_ls(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
     extra_vars: ExtraVarsOption = None,
 ) -> None:
     """List cached stage images with their stage, size and age."""
@@ -60,14 +60,18 @@ def cache_ls(
 
 @cache_app.command("prune")
 def cache_prune(
-    keep: Annotated[int, typer.Option("--keep", min=0, help="Older stages to keep per image.")] = 0,
+    keep: Annotated[
+        int, typer.Option("--keep", min=0, metavar="N", help="Older stages to keep per image.")
+    ] = 0,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
+        bool,
+        typer.Option("--dry-run", metavar="", help="Say what would be removed; remove nothing."),
     ] = False,
     volumes: Annotated[
         bool,
         typer.Option(
             "--volumes",
+            metavar="",
             help="Also remove the project's apt cache volumes, and the volumes and "
             "stages of checkouts that are gone.",
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -56,7 +57,9 @@ def _image_rows(project: Project) -> list[dict[str, Any]]:
 
 @app.command("ls")
 def list_images(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print JSON for pipelines.")
+    ] = False,
 ) -> None:
     """List the images of the spec in build order: from, roles, tags."""
     rows = _image_rows(_project())
@@ -74,21 +77,28 @@ def list_images(
 
 @app.command()
 def init(
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Overwrite an existing spec.")
+    ] = False,
 ) -> None:
     """Write a starter rolecast.yml listing the roles found under roles/."""
     from ..starter import write_starter
 
-    target = guarded(lambda: write_starter(state.root, state.file, force))
+    # A new project starts here, not in a project found further up.
+    root = Path(".") if state.found_upward else state.root
+    target = guarded(lambda: write_starter(root, state.file, force))
     out.print(f"wrote {target}; check it with `rolecast validate`", markup=False)
 
 
 @app.command("plan")
 def plan_command(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Images to plan (default: all), with parents.")
+        list[str] | None,
+        typer.Argument(metavar="IMAGE", help="Images to plan (default: all), with parents."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print JSON for pipelines.")
+    ] = False,
     output_format: Annotated[
         str,
         typer.Option(
@@ -98,7 +108,9 @@ def plan_command(
     extra_vars: ExtraVarsOption = None,
     explain: Annotated[
         bool,
-        typer.Option("--explain", help="List every change behind a stale image, not the first."),
+        typer.Option(
+            "--explain", metavar="", help="List every change behind a stale image, not the first."
+        ),
     ] = False,
 ) -> None:
     """Say which images are fresh, stale or missing, from which stage, and why."""
@@ -134,9 +146,13 @@ def plan_command(
 
 @app.command("history")
 def history_command(
-    images: Annotated[list[str] | None, typer.Argument(help="Images (default: all).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="Newest N records.")] = 20,
+    images: Annotated[
+        list[str] | None, typer.Argument(metavar="IMAGE", help="Images (default: all).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
+    limit: Annotated[
+        int, typer.Option("-n", "--limit", min=1, metavar="N", help="Newest N records.")
+    ] = 20,
 ) -> None:
     """Show the recorded builds: result, stages run and reused, duration, image, log."""
     import datetime as dt

@@ -6,7 +6,6 @@ afterwards) and drive Ansible through ansible-runner, reading its structured eve
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -33,7 +32,7 @@ class AnsibleSetup:
     groups: list[str]
     inventory: Path | None
     env: dict[str, str]
-    extra_vars: dict[str, Any]
+    extra_vars_file: Path  # the spec's vars, as the build read them
     vault_arguments: list[str]
     ansible_playbook: str
     plugin: str  # the connection plugin name for a container: docker or community.docker.docker
@@ -91,8 +90,9 @@ def run_playbook(
         (work / "build-host").write_text(inventory_text(setup.alias, setup.groups))
         if setup.inventory is not None:
             inventories.append(str(setup.inventory))
-        # In ansible-playbook's order: the spec's vars, then -e, then the connection.
-        cmdline = [*setup.vault_arguments, "-e", json.dumps(setup.extra_vars)]
+        # As the build orders them: the spec's vars, then -e, then the connection (a file,
+        # as in the build, so that a Jinja value of the spec is a template there too).
+        cmdline = [*setup.vault_arguments, "-e", f"@{setup.extra_vars_file}"]
         cmdline += setup.extra_arguments
         extra = {
             "ansible_connection": setup.plugin,
@@ -292,8 +292,3 @@ _NO_CONNECTION = (
     "verify and idempotence runs reach the container with mitogen or community.docker; "
     "neither is installed"
 )
-
-
-def extra_vars_of(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}

@@ -48,7 +48,7 @@ def gate_setup(
         groups=list(inp.groups),
         inventory=inp.inventory,
         env=dict(e.split("=", 1) for e in render.ansible_env(gate)),
-        extra_vars=gates.extra_vars_of(inp.extra_vars_file),
+        extra_vars_file=inp.extra_vars_file,
         vault_arguments=list(inp.vault_arguments),
         ansible_playbook=inp.ansible_playbook,
         plugin="docker" if connection == "mitogen" else "community.docker.docker",

@@ -46,8 +46,11 @@ def test_extra_vars_reach_the_roles_and_the_fingerprint_and_secrets_stay_hidden(
     given = ["-e", "greeting=hello", "-e", f"token={secret}", "-e", "@extra.yml"]
     given += ["-e", '{"number": 41}']
     # -C and the -e file relative to the working directory, as ansible-playbook reads it.
-    built = rolecast("-C", str(project), "-v", "build", "--plain", *given, cwd=tmp_path)
+    built = rolecast("-C", str(project), "-v", "build", "--json", *given, cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
+    # The gate's second run (through ansible-runner) got the same -e.
+    notes = json.loads(built.stdout)["images"][0]["notes"]
+    assert "idempotence: no task changed on a second run" in notes
     greeting = run_in(docker_engine, IMAGE, "cat", "/etc/greeting", user="root")
     assert greeting.splitlines() == [
         "greeting=hello",  # over the inventory's group_vars

@@ -19,7 +19,14 @@ from .project import Project, ResolvedImage, Role
 from .provision import service_manager_version, service_tools
 from .spec import RoleRef
 from .tools import package_version
-from .variables import WORD, Variables, inventory_variables, mapping_variables, text_words
+from .variables import (
+    WORD,
+    Variables,
+    extra_variables,
+    inventory_variables,
+    mapping_variables,
+    text_words,
+)
 
 # Bump when rendering changes what a build produces from the same inputs.
 RENDER_VERSION = "2"
@@ -131,11 +138,12 @@ def image_manifest(project: Project, image: ResolvedImage, parent_id: str) -> Ma
         if resolved.is_file():
             settings["requirements resolved"] = file_digest(resolved)
     variables = _variables(project, image)
-    settings |= variables.opaque
+    extra = extra_variables(project.extra_vars, root.resolve())
+    settings |= variables.opaque | extra.opaque
     spec_vars = mapping_variables(
         f"{project.loaded.doc.file} images.{image.spec_name}.vars", dict(spec.vars)
     )
-    definitions = [*variables.definitions, *spec_vars]
+    definitions = [*variables.definitions, *spec_vars, *extra.definitions]
     every = Variables(tuple(definitions), {})
 
     def var_inputs(words: frozenset[str], dynamic: bool) -> dict[str, str]:
@@ -205,20 +213,31 @@ def first_change(
     old: Manifest, new: Manifest, parent: str = "the image it is built from"
 ) -> str | None:
     """What changed first, in build order, in words; None when nothing did."""
-    for index, stage in enumerate(new.stages):
-        if index >= len(old.stages) or old.stages[index].name != stage.name:
-            return f"{stage.name} was added to the image"
-        before = old.stages[index].inputs
+    found = all_changes(old, new, parent)
+    return found[0] if found else None
+
+
+def all_changes(
+    old: Manifest, new: Manifest, parent: str = "the image it is built from"
+) -> list[str]:
+    """Every input that changed, in build order, in words (`plan --explain`)."""
+    found: list[str] = []
+    before_stages = {s.name: s for s in old.stages}
+    kept_old = [s.name for s in old.stages if s.name in {n.name for n in new.stages}]
+    kept_new = [s.name for s in new.stages if s.name in before_stages]
+    for stage in new.stages:
+        if stage.name not in before_stages:
+            found.append(f"{stage.name} was added to the image")
+            continue
+        if kept_old.index(stage.name) != kept_new.index(stage.name):
+            found.append(f"{stage.name} moved to another place in the order")
+        before = before_stages[stage.name].inputs
         for key, value in stage.inputs.items():
             if key not in before:
-                return f"{key} was added"
-            if before[key] != value:
-                if key == "parent image":
-                    return f"{parent} was rebuilt"
-                return f"{key} changed"
-        for key in before:
-            if key not in stage.inputs:
-                return f"{key} was removed"
-    if len(old.stages) > len(new.stages):
-        return f"{old.stages[len(new.stages)].name} was removed from the image"
-    return None
+                found.append(f"{key} was added")
+            elif before[key] != value:
+                found.append(f"{parent} was rebuilt" if key == "parent image" else f"{key} changed")
+        found += [f"{key} was removed" for key in before if key not in stage.inputs]
+    names = {s.name for s in new.stages}
+    found += [f"{s.name} was removed from the image" for s in old.stages if s.name not in names]
+    return list(dict.fromkeys(found))

@@ -6,12 +6,12 @@ afterwards) and drive Ansible through ansible-runner, reading its structured eve
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,21 @@ class AnsibleSetup:
     groups: list[str]
     inventory: Path | None
     env: dict[str, str]
-    extra_vars: dict[str, Any]
+    extra_vars_file: Path  # the spec's vars, as the build read them
     vault_arguments: list[str]
     ansible_playbook: str
     plugin: str  # the connection plugin name for a container: docker or community.docker.docker
+    # -e of the run: ansible-playbook arguments (lookups, @FILE) and the values they look up
+    extra_arguments: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _scratch() -> str:
+    """ansible-runner writes the environment (with the values of -e) into its artifacts:
+    in memory (tmpfs) where there is one, removed after the run."""
+    shm = Path("/dev/shm")
+    usable = shm.is_dir() and os.access(shm, os.W_OK)
+    return tempfile.mkdtemp(prefix="rolecast-gate-", dir=str(shm) if usable else None)
 
 
 def inventory_text(alias: str, groups: list[str]) -> str:
@@ -73,20 +84,23 @@ def run_playbook(
     """Run `playbook` against the container with ansible-runner; returns its events."""
     import ansible_runner
 
-    work = Path(tempfile.mkdtemp(prefix="rolecast-gate-"))
+    work = Path(_scratch())
     try:
         inventories = [str(work / "build-host")]
         (work / "build-host").write_text(inventory_text(setup.alias, setup.groups))
         if setup.inventory is not None:
             inventories.append(str(setup.inventory))
-        extra = dict(setup.extra_vars)
-        extra.update(
-            ansible_connection=setup.plugin,
-            ansible_host=container_id,
-            ansible_user="root",
-            ansible_python_interpreter="auto_silent",
-        )
-        env = dict(setup.env)
+        # As the build orders them: the spec's vars, then -e, then the connection (a file,
+        # as in the build, so that a Jinja value of the spec is a template there too).
+        cmdline = [*setup.vault_arguments, "-e", f"@{setup.extra_vars_file}"]
+        cmdline += setup.extra_arguments
+        extra = {
+            "ansible_connection": setup.plugin,
+            "ansible_host": container_id,
+            "ansible_user": "root",
+            "ansible_python_interpreter": "auto_silent",
+        }
+        env = dict(setup.env) | setup.extra_env
         # ansible-runner finds ansible-playbook on PATH: the one the build used goes first.
         env["PATH"] = f"{Path(setup.ansible_playbook).parent}{os.pathsep}{os.environ['PATH']}"
         result = ansible_runner.run(
@@ -96,7 +110,8 @@ def run_playbook(
             limit=setup.alias,
             extravars=extra,
             envvars=env,
-            cmdline=" ".join(setup.vault_arguments) or None,
+            cmdline=shlex.join(cmdline),
+            suppress_env_files=True,
             quiet=True,
             timeout=int(timeout),
         )
@@ -277,8 +292,3 @@ _NO_CONNECTION = (
     "verify and idempotence runs reach the container with mitogen or community.docker; "
     "neither is installed"
 )
-
-
-def extra_vars_of(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engines import Engine
-from .fingerprint import Manifest, first_change, image_manifest
+from .fingerprint import Manifest, all_changes, image_manifest
 from .names import stage_tag
 from .project import Project, ResolvedImage
 from .state import LastBuild
@@ -21,6 +21,7 @@ class ImagePlan:
     fingerprint: str
     image_id: str | None
     cached: int = -1  # the deepest stage in the local cache, where a build resumes
+    changes: tuple[str, ...] = ()  # every input that changed since the last build
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +31,7 @@ class ImagePlan:
             "first_stage": self.first_stage,
             "fingerprint": self.fingerprint,
             "image_id": self.image_id,
+            "changes": list(self.changes),
         }
 
     @property
@@ -67,7 +69,9 @@ def assess(
     that parent is fresh."""
     manifest = image_manifest(project, image, parent_id)
 
-    def result(status: str, reason: str, first: str | None) -> tuple[ImagePlan, Manifest]:
+    def result(
+        status: str, reason: str, first: str | None, changes: tuple[str, ...] = ()
+    ) -> tuple[ImagePlan, Manifest]:
         current = last.image_id if last else None
         start = -1
         if first is not None:
@@ -75,7 +79,9 @@ def assess(
             use = use_cache and parent_fresh
             start = cached_start(engine, project, image, manifest) if use else -1
             first = manifest.stages[start + 1].name
-        found = ImagePlan(image.name, status, reason, first, manifest.fingerprint, current, start)
+        found = ImagePlan(
+            image.name, status, reason, first, manifest.fingerprint, current, start, changes
+        )
         return found, manifest
 
     first_stage = manifest.stages[0].name
@@ -83,12 +89,13 @@ def assess(
         return result("missing", "never built", first_stage)
     if engine.image(last.image_id) is None:
         return result("missing", "its last image is gone from the Docker engine", first_stage)
+    changes = tuple(all_changes(last.manifest, manifest, parent_words(image)))
     if not parent_fresh:
-        return result("stale", f"{image.parent} must be rebuilt first", first_stage)
-    change = first_change(last.manifest, manifest, parent_words(image))
-    if change is None:
+        why = f"{image.parent} must be rebuilt first"
+        return result("stale", why, first_stage, (why, *changes))
+    if not changes:
         return result("fresh", "nothing changed", None)
-    return result("stale", change, first_stage)
+    return result("stale", changes[0], first_stage, changes)
 
 
 def plan_images(engine: Engine, project: Project, names: list[str]) -> list[ImagePlan]:

@@ -73,6 +73,8 @@ class RenderInput:
     verbose: bool = False
     ansible_playbook: str = "ansible-playbook"
     vault_arguments: list[str] = field(default_factory=list)
+    # -e of the run: lookups of environment variables and @FILE paths, never a value
+    extra_vars_arguments: list[str] = field(default_factory=list)
     run_ansible: bool = True  # False when every role's stage comes from the cache
     apt_cache: bool = False  # apt's lists and caches on volumes of the image's own
     stage_cache: bool = False  # the playbook commits each stage (needs the container id)
@@ -216,6 +218,8 @@ def ansible_arguments(inp: RenderInput) -> list[str]:
     args += ["-e", f"@{inp.extra_vars_file}"]
     # Paths only: the vault password itself is read by ansible-playbook, never by us.
     args += inp.vault_arguments
+    # The user's -e win over the spec's vars; Rolecast's connection settings win over both.
+    args += inp.extra_vars_arguments
     if inp.connection in ("mitogen", "docker"):
         plugin = "docker" if inp.connection == "mitogen" else "community.docker.docker"
         # Extra vars win over an inventory host's own connection settings (a VM's

@@ -484,6 +484,15 @@ def parse_spec(doc: YamlDocument) -> Spec:
         raise SpecError(problems) from None
 
 
+def find_project_root(start: Path) -> Path | None:
+    """The nearest directory, from `start` upward, holding rolecast.yml (as git finds .git)."""
+    here = start.resolve()
+    for directory in (here, *here.parents):
+        if (directory / DEFAULT_SPEC_FILE).is_file():
+            return directory
+    return None
+
+
 def find_spec_file(root: Path, file: Path | None) -> Path:
     if file is not None:
         return file if file.is_absolute() else root / file

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .digests import file_digest, value_digest
+from .extra_vars import ExtraVars, FileVars
 from .project.inventory import VarsLoader, load_inventory
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -129,19 +130,36 @@ def inventory_variables(
     for group in member_of:
         add(f"{shown} (inventory) group {group.name}", dict(group.get_vars()))
         for path in _vars_files(base / "group_vars" / group.name):
-            _read_vars_file(path, root, add, opaque)
+            _read_vars_file(path, _rel(path, root), add, opaque)
     if host:
         entry = manager.get_host(host)
         if entry is not None:
             add(f"{shown} (inventory) host {host}", dict(entry.get_vars()))
         for path in _vars_files(base / "host_vars" / host):
-            _read_vars_file(path, root, add, opaque)
+            _read_vars_file(path, _rel(path, root), add, opaque)
     return Variables(tuple(definitions), opaque)
 
 
-def _read_vars_file(path: Path, root: Path, add: Any, opaque: dict[str, str]) -> None:
+def extra_variables(extra: ExtraVars, root: Path) -> Variables:
+    """The variables of the -e options: `-e: NAME` inline (only a digest of the value is
+    kept), `-e @FILE: NAME` from a file, whose content counts whole when it is vaulted."""
+    definitions: list[Definition] = []
+    opaque: dict[str, str] = {}
+
+    def add(source: str, data: dict[str, Any]) -> None:
+        for name, value in data.items():
+            definitions.append(Definition(source, str(name), value_digest(value), _words(value)))
+
+    for item in extra.items:
+        if isinstance(item, FileVars):
+            _read_vars_file(item.path, f"-e @{_rel(item.path, root)}", add, opaque)
+        else:
+            add("-e", item.values)
+    return Variables(tuple(definitions), opaque)
+
+
+def _read_vars_file(path: Path, shown: str, add: Any, opaque: dict[str, str]) -> None:
     raw = path.read_bytes()
-    shown = _rel(path, root)
     if raw.lstrip().startswith(b"$ANSIBLE_VAULT"):
         opaque[shown] = file_digest(path)
         return

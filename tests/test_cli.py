@@ -232,3 +232,100 @@ def test_docker_host_must_be_an_engine_address(cli: Any) -> None:
     result = cli("--docker-host", "buildhost:2375", "plan")
     assert result.exit_code == 2
     assert "--docker-host buildhost:2375: not an engine address" in result.stderr
+
+
+def _rolecast(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
+    """The installed command itself (its main() reorders arguments before typer parses)."""
+    import os
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "rolecast"
+    return subprocess.run(
+        [str(command), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=dict(os.environ) | (env or {}),
+        timeout=120,
+    )
+
+
+def test_the_spec_is_found_upward_from_the_working_directory(
+    cli: Any, project_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(project_copy / "roles" / "nginx" / "tasks")
+    result = cli("ls", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [r["name"] for r in json.loads(result.stdout)][0] == "base"
+    history = cli("history", "--json")  # reads the found project's state
+    assert history.exit_code == 0 and json.loads(history.stdout) == []
+    nowhere = tmp_path / "empty" / "deeper"
+    nowhere.mkdir(parents=True)
+    monkeypatch.chdir(nowhere)
+    missing = cli("ls")
+    assert missing.exit_code == 2
+    assert "rolecast.yml" in missing.stderr
+
+
+def test_global_options_after_the_command(project_copy: Path, tmp_path: Path) -> None:
+    production = str(project_copy / "inventories" / "production")
+    done = _rolecast("ls", "--json", "-C", str(project_copy), "-i", production, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "web@production" in [r["name"] for r in json.loads(done.stdout)]
+    nested = _rolecast("cache", "prune", "--dry-run", "--directory=/no/such/dir", cwd=tmp_path)
+    assert nested.returncode == 2
+    assert "-C /no/such/dir: no such directory" in nested.stderr
+
+
+def test_hoisting_keeps_the_commands_own_options_values_and_double_dash() -> None:
+    import typer
+
+    from orchestrator.cli import app
+    from orchestrator.cli.arguments import hoist_global_options
+
+    group = typer.main.get_command(app)
+    assert hoist_global_options(["build", "-C", "d", "web"], group) == ["-C", "d", "build", "web"]
+    # build has a -v of its own; -e takes a value, even one that looks like an option.
+    assert hoist_global_options(["build", "-v", "-e", "-C", "-fx.yml", "web"], group) == [
+        "-fx.yml",
+        "build",
+        "-v",
+        "-e",
+        "-C",
+        "web",
+    ]
+    assert hoist_global_options(["cache", "ls", "-v"], group) == ["-v", "cache", "ls"]
+    assert hoist_global_options(["plan", "--", "-C"], group) == ["plan", "--", "-C"]
+    assert hoist_global_options(["-C", "d", "ls"], group) == ["-C", "d", "ls"]
+
+
+def test_options_from_rolecast_environment_variables(
+    cli: Any, project_copy: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    runner = CliRunner()
+    production = str(project_copy / "inventories" / "production")
+    env = {"ROLECAST_DIRECTORY": str(project_copy), "ROLECAST_INVENTORY": production}
+    listed = runner.invoke(app, ["ls", "--json"], env=env)
+    assert listed.exit_code == 0, listed.stderr
+    assert "web@production" in [r["name"] for r in json.loads(listed.stdout)]
+    bad = runner.invoke(app, ["build"], env=env | {"ROLECAST_CONNECTION": "teleport"})
+    assert bad.exit_code == 2
+    assert "--connection teleport: use auto, mitogen, docker or proxy" in bad.stderr
+    jobs = runner.invoke(app, ["build"], env=env | {"ROLECAST_JOBS": "0"})
+    assert jobs.exit_code == 2
+    assert "ROLECAST_JOBS" in _rolecast("build", "--help", cwd=tmp_path).stdout
+
+
+def test_shell_completion_for_bash(tmp_path: Path) -> None:
+    done = _rolecast("--show-completion", "bash", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "_ROLECAST_COMPLETE=complete_bash" in done.stdout
+    assert "complete -o default -F _rolecast_completion rolecast" in done.stdout
+    asking = {"_ROLECAST_COMPLETE": "complete_bash", "COMP_WORDS": "rolecast bui"}
+    words = _rolecast(cwd=tmp_path, env=asking | {"COMP_CWORD": "1"})
+    assert words.stdout.split() == ["build"]

@@ -62,3 +62,33 @@ def test_manifest_round_trips_through_json() -> None:
     again = Manifest.from_dict(old.as_dict())
     assert again == old
     assert again.fingerprint == old.fingerprint
+
+
+def test_all_changes_lists_every_change_in_build_order() -> None:
+    from orchestrator.fingerprint import all_changes
+
+    old = manifest(
+        ("image", {"parent image": "p1", "inventory/hosts": "a"}),
+        ("role common", {"roles/common/tasks/main.yml": "c", "-e: colour": "1"}),
+        ("role nginx", {"roles/nginx/templates/x.j2": "n"}),
+    )
+    assert all_changes(old, old) == []
+    new = manifest(
+        ("image", {"parent image": "p1", "inventory/hosts": "b"}),
+        ("role common", {"roles/common/tasks/main.yml": "c", "-e: colour": "2", "-e: x": "1"}),
+        ("role app", {"roles/app/tasks/main.yml": "a"}),
+    )
+    assert all_changes(old, new) == [
+        "inventory/hosts changed",
+        "-e: colour changed",
+        "-e: x was added",
+        "role app was added to the image",
+        "role nginx was removed from the image",
+    ]
+    swapped = manifest(
+        ("image", old.stages[0].inputs), *[(s.name, s.inputs) for s in reversed(old.stages[1:])]
+    )
+    assert all_changes(old, swapped) == [
+        "role nginx moved to another place in the order",
+        "role common moved to another place in the order",
+    ]

@@ -395,3 +395,11 @@ def test_a_stand_in_sets_aside_the_images_own_file_and_the_clean_up_puts_it_back
     record.write_text(str(fresh))
     subprocess.run(["sh", "-ec", "\n".join(provision.remove_shims(str(record)))], check=True)
     assert not fresh.exists()
+
+
+def test_extra_vars_come_after_the_specs_and_before_the_connection() -> None:
+    extra = ["-e", "@/p/.rolecast/build/web/extra-vars-1.json", "-e", "@/home/me/more.yml"]
+    args = render.ansible_arguments(make_input(extra_vars_arguments=extra))
+    spec_vars = args.index("@/p/.rolecast/build/web/vars.json")
+    assert args[spec_vars + 1 : spec_vars + 5] == extra
+    assert args.index("ansible_connection=docker") > spec_vars + 4

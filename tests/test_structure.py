@@ -17,7 +17,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 # Bottom to top: a module may import its own layer and the layers below it.
 LAYERS = [
     {"", "errors", "digests", "names", "report", "yamlsource", "guard", "runner", "locks",
-     "history", "logs", "packer_output", "container", "container.services"},
+     "extra_vars", "history", "logs", "packer_output", "container", "container.services"},
     {"spec", "tagvars", "engines", "engines.interface", "engines.docker"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
      "project.resolver"},
@@ -29,7 +29,8 @@ LAYERS = [
      "build.recovery", "build.parents", "build.stages", "build.cache", "build.inputs",
      "build.packer", "build.verify", "build.preview"},
     {"progress", "starter"},
-    {"cli", "cli.app", "cli.options", "cli.inspecting", "cli.building", "cli.cache", "__main__"},
+    {"cli", "cli.app", "cli.arguments", "cli.options", "cli.inspecting", "cli.building",
+     "cli.cache", "__main__"},
 ]  # fmt: skip
 
 

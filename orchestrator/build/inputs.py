@@ -130,6 +130,7 @@ def render_input(
         inventory=image.inventory,
         host_alias=image.host or render.HOST_ALIAS_PREFIX + image.slug,
         vault_arguments=list(ctx.options.vault_arguments),
+        extra_vars_arguments=project.extra_vars.arguments(build_dir),
         roles_paths=list(project.roles_paths),
         collections_paths=list(project.collections_paths),
         ansible_config=cfg if cfg.is_file() else None,
@@ -164,10 +165,15 @@ def play_items(
 
 
 def write_inputs(
-    image: ResolvedImage, inp: render.RenderInput, build_dir: Path, items: list[render.PlayItem]
+    project: Project,
+    image: ResolvedImage,
+    inp: render.RenderInput,
+    build_dir: Path,
+    items: list[render.PlayItem],
 ) -> Path:
     """Write the template and what it reads into `.rolecast/build/<image>/`."""
     build_dir.mkdir(parents=True, exist_ok=True)
+    project.extra_vars.write_lookups(build_dir)
     if inp.tools_dir is not None:
         shutil.rmtree(inp.tools_dir, ignore_errors=True)
         if provision.uploads_service_tools(inp.services, inp.config):
@@ -246,7 +252,7 @@ def prepare(
         repository = candidate_repository(ctx.identity, image.slug)
         candidate = f"{repository}:{build_id}"
         inp = replace(inp, repository=repository, tags=[build_id])
-    template = write_inputs(image, inp, build_dir, items)
+    template = write_inputs(ctx.project, image, inp, build_dir, items)
     # Stage images this build will commit again (under --no-cache or --force): the old
     # ones are removed after the build if nothing uses them, deepest first.
     replaced = [found.id for c in reversed(commits) if (found := ctx.engine.image(c.tag))]

@@ -18,6 +18,7 @@ from ..errors import (
     CommandTimeoutError,
     InterruptedBuildError,
 )
+from ..extra_vars import ENV_PREFIX, ExtraVars
 from ..guard import Guard
 from ..names import container_name
 from ..packer_output import BuildState, parse, relative_origin, stage_of
@@ -91,9 +92,13 @@ class OutputReader:
         )
 
 
-def packer_environment() -> dict[str, str]:
-    """Registry credentials are Rolecast's, for pushes: Packer and Ansible never see them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLECAST_REGISTRY_")}
+def packer_environment(extra_vars: ExtraVars | None = None) -> dict[str, str]:
+    """Registry credentials are Rolecast's, for pushes: Packer and Ansible never see them.
+    The values of -e travel here, for the lookups of the template's ansible arguments."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ROLECAST_REGISTRY_", ENV_PREFIX))
+    }
+    env |= extra_vars.environment() if extra_vars else {}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["CHECKPOINT_DISABLE"] = "1"
     env["PACKER_NO_COLOR"] = "1"
@@ -113,7 +118,7 @@ def run_packer(
                 ["packer", "build", "-color=false", inputs.template.name],
                 timeout=ctx.options.timeout,
                 on_line=reader,
-                env=packer_environment(),
+                env=packer_environment(ctx.project.extra_vars),
                 cwd=inputs.build_dir,
                 what=f"packer build of {image.name}",
                 cancel=ctx.cancel,

@@ -69,7 +69,7 @@ def render_image(project: Project, name: str, options: BuildOptions, rules: TagR
     )
     items = play_items(project, image, manifest, -1)  # as a build with no cache runs it
     inp = replace(inp, stage_cache=any(isinstance(i, render.StageCommit) for i in items))
-    write_inputs(image, inp, build_dir, items)
+    write_inputs(project, image, inp, build_dir, items)
     return render.dumps(render.template(inp))
 
 

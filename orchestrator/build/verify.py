@@ -29,7 +29,9 @@ def gate_playbook(image: ResolvedImage, inp: render.RenderInput) -> Path:
     return inp.playbook.with_name("gate-playbook.yml")
 
 
-def gate_setup(inp: render.RenderInput) -> gates.AnsibleSetup | None:
+def gate_setup(
+    inp: render.RenderInput, extra_env: dict[str, str] | None = None
+) -> gates.AnsibleSetup | None:
     """Ansible for a gate container: the build's inventory, vars and vault; no proxy."""
     connection, strategy = inp.connection, inp.mitogen_strategy_dir
     if connection == "proxy":
@@ -46,16 +48,18 @@ def gate_setup(inp: render.RenderInput) -> gates.AnsibleSetup | None:
         groups=list(inp.groups),
         inventory=inp.inventory,
         env=dict(e.split("=", 1) for e in render.ansible_env(gate)),
-        extra_vars=gates.extra_vars_of(inp.extra_vars_file),
+        extra_vars_file=inp.extra_vars_file,
         vault_arguments=list(inp.vault_arguments),
         ansible_playbook=inp.ansible_playbook,
         plugin="docker" if connection == "mitogen" else "community.docker.docker",
+        extra_arguments=tuple(inp.extra_vars_arguments),
+        extra_env=extra_env or {},
     )
 
 
 def check(ctx: Context, image: ResolvedImage, inputs: BuildInputs, image_id: str) -> list[str]:
     """Idempotence, then verify, on containers of the candidate; notes on what passed."""
-    setup = gate_setup(inputs.inp)
+    setup = gate_setup(inputs.inp, ctx.project.extra_vars.environment())
     named = container_name(ctx.identity, image.slug, inputs.build_id)
     notes = []
     if image.spec.idempotence or ctx.options.idempotence:

@@ -11,4 +11,10 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    app()
+    import sys
+
+    import typer
+
+    from .arguments import hoist_global_options
+
+    app(args=hoist_global_options(sys.argv[1:], typer.main.get_command(app)), prog_name="rolecast")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     pass
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Build immutable container images from Ansible roles, through Packer.",
@@ -50,6 +50,7 @@ class State:
     root: Path = Path(".")
     file: Path | None = None
     inventory: Path | None = None
+    found_upward: bool = False  # no -C/-f: the root is where rolecast.yml was found
 
 
 state = State()
@@ -74,19 +75,28 @@ def guarded(fn: Callable[[], T]) -> T:
         raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
-def _project() -> Project:
-    return guarded(lambda: load_project(state.root, state.file, state.inventory))
+def _project(extra_vars: list[str] | None = None) -> Project:
+    """The project, with the -e of this run (in its fingerprints and builds)."""
+    from ..extra_vars import parse_extra_vars
+
+    def load() -> Project:
+        extra = parse_extra_vars(extra_vars or [])
+        return load_project(state.root, state.file, state.inventory, extra)
+
+    return guarded(load)
 
 
 def _checked_project(
-    vault_arguments: tuple[str, ...] | None = (), images: list[str] | None = None
+    vault_arguments: tuple[str, ...] | None = (),
+    images: list[str] | None = None,
+    extra_vars: list[str] | None = None,
 ) -> Project:
     """The project, with everything its (chosen) images read checked before any work.
     `vault_arguments` None: the command decrypts nothing, vaulted files are not its concern."""
     from ..checks import check_project, vault_password_given
     from ..tags import git_info
 
-    project = _project()
+    project = _project(extra_vars)
 
     def check() -> None:
         chosen = project.select(list(images or []))
@@ -111,21 +121,55 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
+    """-C, else (without -f) the nearest directory upward holding rolecast.yml, else here."""
+    if directory is not None or file is not None:
+        return directory or Path("."), False
+    from ..spec import find_project_root
+
+    found = find_project_root(Path.cwd())
+    if found is None or found == Path.cwd().resolve():
+        return Path("."), False
+    return found, True
+
+
 @app.callback()
 def main_options(
     file: Annotated[
         Path | None,
-        typer.Option("-f", "--file", help="The spec file (default: rolecast.yml in the root)."),
+        typer.Option(
+            "-f",
+            "--file",
+            metavar="FILE",
+            envvar="ROLECAST_FILE",
+            help="The spec file (default: rolecast.yml in the root).",
+        ),
     ] = None,
     directory: Annotated[
-        Path,
-        typer.Option("-C", "--directory", help="The project root (roles/, playbooks/, ...)."),
-    ] = Path("."),
+        Path | None,
+        typer.Option(
+            "-C",
+            "--directory",
+            metavar="DIR",
+            envvar="ROLECAST_DIRECTORY",
+            help="The project root (roles/, playbooks/, ...); default: the nearest directory "
+            "holding rolecast.yml, from here upward.",
+        ),
+    ] = None,
     inventory: Annotated[
         Path | None,
-        typer.Option("-i", "--inventory", help="Use this Ansible inventory instead of the spec's."),
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            envvar="ROLECAST_INVENTORY",
+            help="Use this Ansible inventory instead of the spec's.",
+        ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Say more.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("-v", "--verbose", metavar="", envvar="ROLECAST_VERBOSE", help="Say more."),
+    ] = False,
     docker_host: Annotated[
         str | None,
         typer.Option(
@@ -145,7 +189,7 @@ def main_options(
         ),
     ] = False,
 ) -> None:
-    if not directory.is_dir():
+    if directory is not None and not directory.is_dir():
         err.print(f"-C {directory}: no such directory", markup=False)
         raise typer.Exit(ExitCode.INVALID_INPUT)
     if docker_host is not None:
@@ -162,7 +206,7 @@ def main_options(
     from ..publish import take_credentials
 
     take_credentials()  # registry credentials leave the environment children inherit
-    state.root = directory
+    state.root, state.found_upward = _root(directory, file)
     state.file = file
     state.inventory = inventory
     logging.basicConfig(

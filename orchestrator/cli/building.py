@@ -22,6 +22,7 @@ from .options import (
     CacheFromOption,
     CacheToOption,
     ConnectionOption,
+    ExtraVarsOption,
     ForceOption,
     IdempotenceOption,
     JobsOption,
@@ -43,8 +44,12 @@ from .options import (
 
 @app.command()
 def bases(
-    names: Annotated[list[str] | None, typer.Argument(help="Bases to make (default: all).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Remake even when present.")] = False,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="BASE", help="Bases to make (default: all).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Remake even when present.")
+    ] = False,
     progress: ProgressOption = ProgressMode.AUTO,
     plain: PlainOption = False,
 ) -> None:
@@ -91,16 +96,20 @@ def bases(
 
 @app.command("render")
 def render_command(
-    image: Annotated[str, typer.Argument(help="The image whose Packer template to print.")],
+    image: Annotated[
+        str, typer.Argument(metavar="IMAGE", help="The image whose Packer template to print.")
+    ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write to this file instead.")
+        Path | None,
+        typer.Option("-o", "--output", metavar="FILE", help="Write to this file instead."),
     ] = None,
     version: VersionOption = None,
+    extra_vars: ExtraVarsOption = None,
 ) -> None:
     """Print the Packer template (HCL2 JSON syntax) that `rolecast build` runs for IMAGE."""
     from ..build import BuildOptions, render_image
 
-    project = _checked_project(None, [image])
+    project = _checked_project(None, [image], extra_vars)
     rules = _rules(project, version)
     text = guarded(lambda: render_image(project, image, BuildOptions(version=version), rules))
     if output is None:
@@ -177,12 +186,13 @@ def _check_build_flags(
 @app.command()
 def build(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Images to build (default: all), with parents.")
+        list[str] | None,
+        typer.Argument(metavar="IMAGE", help="Images to build (default: all), with parents."),
     ] = None,
     progress: ProgressOption = ProgressMode.AUTO,
     plain: PlainOption = False,
     verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Stream Ansible's output.")
+        bool, typer.Option("-v", "--verbose", metavar="", help="Stream Ansible's output.")
     ] = False,
     as_json: JsonOption = False,
     version: VersionOption = None,
@@ -200,6 +210,7 @@ def build(
     cache_from: CacheFromOption = None,
     cache_to: CacheToOption = None,
     keep_going: KeepGoingOption = None,
+    extra_vars: ExtraVarsOption = None,
 ) -> None:
     """Build images with Packer: render, run, commit, tag; in dependency order."""
     import signal
@@ -211,7 +222,7 @@ def build(
     mode = _mode(progress, plain, as_json)
     _check_build_flags(connection, cache_from, cache_to, list(tag or ()))
     secrets = guarded(lambda: vault_arguments(vault_password_file or [], vault_id or []))
-    project = _checked_project(secrets, list(images or []))
+    project = _checked_project(secrets, list(images or []), extra_vars)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     options = BuildOptions(
         verbose=verbose,
@@ -272,7 +283,8 @@ def _finish(
 @app.command("push")
 def push_command(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Images to push (default: all), with parents.")
+        list[str] | None,
+        typer.Argument(metavar="IMAGE", help="Images to push (default: all), with parents."),
     ] = None,
     version: VersionOption = None,
     tag: TagOption = None,
@@ -301,10 +313,13 @@ def push_command(
 
 @app.command("login")
 def login_command(
-    registry: Annotated[str, typer.Argument(help="The registry, HOST[:PORT].")],
-    username: Annotated[str, typer.Option("-u", "--username", help="The user name.")],
+    registry: Annotated[str, typer.Argument(metavar="REGISTRY", help="The registry, HOST[:PORT].")],
+    username: Annotated[
+        str, typer.Option("-u", "--username", metavar="USER", help="The user name.")
+    ],
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+        bool,
+        typer.Option("--password-stdin", metavar="", help="Read the password from standard input."),
     ] = False,
 ) -> None:
     """Store registry credentials in the Docker config, as `docker login` does."""

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     pass
 
 from .app import _project, app, guarded, out
+from .options import ExtraVarsOption
 
 cache_app = typer.Typer(
     help="The stage cache: one image per role stage, rolecast-cache/PROJECT/IMAGE:FINGERPRINT.",
@@ -21,7 +22,10 @@ app.add_typer(cache_app, name="cache")
 
 
 @cache_app.command("ls")
-def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def cache_ls(
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
+    extra_vars: ExtraVarsOption = None,
+) -> None:
     """List cached stage images with their stage, size and age."""
     import datetime as dt
 
@@ -29,7 +33,7 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
     from ..engines import connect
     from ..progress import size_text
 
-    project = _project()
+    project = _project(extra_vars)
     stages = guarded(lambda: cached_stages(connect(), project))
     if as_json:
         typer.echo(json.dumps([s.as_dict() for s in stages], indent=2))
@@ -56,25 +60,30 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
 
 @cache_app.command("prune")
 def cache_prune(
-    keep: Annotated[int, typer.Option("--keep", min=0, help="Older stages to keep per image.")] = 0,
+    keep: Annotated[
+        int, typer.Option("--keep", min=0, metavar="N", help="Older stages to keep per image.")
+    ] = 0,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
+        bool,
+        typer.Option("--dry-run", metavar="", help="Say what would be removed; remove nothing."),
     ] = False,
     volumes: Annotated[
         bool,
         typer.Option(
             "--volumes",
+            metavar="",
             help="Also remove the project's apt cache volumes, and the volumes and "
             "stages of checkouts that are gone.",
         ),
     ] = False,
+    extra_vars: ExtraVarsOption = None,
 ) -> None:
     """Remove cached stages that no current fingerprint uses (but the newest --keep)."""
     from ..build.cache import prune, prune_apt_volumes
     from ..engines import connect
     from ..progress import size_text
 
-    project = _project()
+    project = _project(extra_vars)
     removed, kept = guarded(lambda: prune(connect(), project, keep, dry_run))
     verb = "would remove" if dry_run else "removed"
     for stage in removed:

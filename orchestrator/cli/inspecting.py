@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     pass
 
 from .app import _checked_project, _fail, _project, app, guarded, out, state
-from .options import VaultFileOption, VaultIdOption
+from .options import ExtraVarsOption, VaultFileOption, VaultIdOption
 
 
 @app.command()
@@ -65,7 +66,9 @@ def _image_rows(project: Project) -> list[dict[str, Any]]:
 
 @app.command("ls")
 def list_images(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print JSON for pipelines.")
+    ] = False,
 ) -> None:
     """List the images of the spec in build order: from, roles, tags."""
     rows = _image_rows(_project())
@@ -83,27 +86,41 @@ def list_images(
 
 @app.command()
 def init(
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Overwrite an existing spec.")
+    ] = False,
 ) -> None:
     """Write a starter rolecast.yml listing the roles found under roles/."""
     from ..starter import write_starter
 
-    target = guarded(lambda: write_starter(state.root, state.file, force))
+    # A new project starts here, not in a project found further up.
+    root = Path(".") if state.found_upward else state.root
+    target = guarded(lambda: write_starter(root, state.file, force))
     out.print(f"wrote {target}; check it with `rolecast validate`", markup=False)
 
 
 @app.command("plan")
 def plan_command(
     images: Annotated[
-        list[str] | None, typer.Argument(help="Images to plan (default: all), with parents.")
+        list[str] | None,
+        typer.Argument(metavar="IMAGE", help="Images to plan (default: all), with parents."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for pipelines.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print JSON for pipelines.")
+    ] = False,
     output_format: Annotated[
         str,
         typer.Option(
             "--format", help="table, json, github-matrix, mermaid or dot.", metavar="FORMAT"
         ),
     ] = "table",
+    extra_vars: ExtraVarsOption = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", metavar="", help="List every change behind a stale image, not the first."
+        ),
+    ] = False,
 ) -> None:
     """Say which images are fresh, stale or missing, from which stage, and why."""
     from .. import graph
@@ -116,7 +133,7 @@ def plan_command(
         raise _fail(UsageError(f"--format {output_format}: use {', '.join(formats)}"))
     if as_json:
         output_format = "json"
-    project = _project()
+    project = _project(extra_vars)
     plans = guarded(lambda: plan_images(connect(), project, list(images or [])))
     if output_format == "json":
         typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
@@ -131,7 +148,8 @@ def plan_command(
         for column in ("IMAGE", "STATUS", "FIRST STAGE", "WHY"):
             table.add_column(column)
         for item in plans:
-            table.add_row(item.name, item.status, item.first_stage or "-", item.reason)
+            why = "\n".join(item.changes) if explain and item.changes else item.reason
+            table.add_row(item.name, item.status, item.first_stage or "-", why)
         out.print(table)
 
 
@@ -146,9 +164,13 @@ def _recorded_names(project: Project, names: list[str]) -> list[str]:
 
 @app.command("history")
 def history_command(
-    images: Annotated[list[str] | None, typer.Argument(help="Images (default: all).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="Newest N records.")] = 20,
+    images: Annotated[
+        list[str] | None, typer.Argument(metavar="IMAGE", help="Images (default: all).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
+    limit: Annotated[
+        int, typer.Option("-n", "--limit", min=1, metavar="N", help="Newest N records.")
+    ] = 20,
 ) -> None:
     """Show the recorded builds: result, stages run and reused, duration, image, error."""
     import datetime as dt

@@ -6,8 +6,10 @@ spec against the disk, helped by `roles`, `inventory` and `parents`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from ..extra_vars import ExtraVars
 from ..spec import LoadedSpec, load_spec
 from .inventory import InventoryInfo, config_inventory, config_paths, read_inventory
 from .model import GALAXY_DIR, ParentKind, Project, ResolvedImage, Role, base_reference
@@ -36,5 +38,11 @@ def resolve(loaded: LoadedSpec, inventory: Path | None = None) -> Project:
     return Resolver(loaded, inventory).resolve()
 
 
-def load_project(root: Path, file: Path | None = None, inventory: Path | None = None) -> Project:
-    return resolve(load_spec(root, file), inventory)
+def load_project(
+    root: Path,
+    file: Path | None = None,
+    inventory: Path | None = None,
+    extra_vars: ExtraVars | None = None,
+) -> Project:
+    project = resolve(load_spec(root, file), inventory)
+    return replace(project, extra_vars=extra_vars) if extra_vars else project

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UsageError
+from ..extra_vars import ExtraVars
 from ..names import project_identity
 from ..spec import BaseImage, Image, LoadedSpec, RoleRef, Services
 
@@ -64,6 +65,7 @@ class Project:
     order: tuple[str, ...]
     requirements: Path | None = None
     collections_paths: tuple[Path, ...] = ()
+    extra_vars: ExtraVars = ExtraVars()  # -e of this run: in every fingerprint and build
 
     @property
     def galaxy(self) -> Path:

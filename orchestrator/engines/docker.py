@@ -172,11 +172,22 @@ class DockerEngine:
             raise EngineError(f"image {reference}: {_reason(exc)}") from None
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
+        # One request for the summaries: the SDK's images.list() inspects each image after
+        # it, a request per image, which over ssh costs a login channel each.
         try:
-            found = self.client.images.list(name=repository) if repository else None
-            return [_info(i) for i in (found if found is not None else self.client.images.list())]
+            found = self.client.api.images(name=repository)
         except FAILURES as exc:
             raise EngineError(f"listing images: {_reason(exc)}") from None
+        return [
+            ImageInfo(
+                id=str(entry["Id"]),
+                tags=[t for t in entry.get("RepoTags") or [] if t != "<none>:<none>"],
+                size=int(entry.get("Size") or 0),
+                created=dt.datetime.fromtimestamp(int(entry.get("Created") or 0), dt.UTC),
+                labels=dict(entry.get("Labels") or {}),
+            )
+            for entry in found
+        ]
 
     def tag(self, source: str, target: str) -> None:
         repository, tag = target.rsplit(":", 1)

@@ -11,12 +11,14 @@ gives it the same config with `-F`, and writes down each call, which shows the d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,15 +44,21 @@ def keygen(path: Path) -> str:
     return path.with_suffix(".pub").read_text().strip()
 
 
-def ours(marker: str) -> list[int]:
-    """The processes whose command line holds `marker` (the test's sshd and its children)."""
-    found = []
-    for entry in Path("/proc").iterdir():
+def descendants(pid: int) -> set[int]:
+    """The processes under `pid`: the sshd's per-connection children and their sessions."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
-                found.append(int(entry.name))
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
     return found
 
 
@@ -145,8 +153,18 @@ class SshEngine:
     def cli_calls(self) -> list[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
 
-    def stop(self) -> None:
+    def stop(self) -> set[int]:
+        """Stop sshd; returns the sessions that had not ended with their connections
+        (stopped too)."""
+        left: set[int] = set()
         if self.process is not None:
+            # rolecast has exited: its connections are closing, and their sessions with them.
+            deadline = time.monotonic() + 30
+            while (left := descendants(self.process.pid)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(30)
             if self._reader is not None:
@@ -154,6 +172,7 @@ class SshEngine:
             self.process = None
         if self.made_privsep:
             PRIVSEP.rmdir()
+        return left
 
 
 @pytest.fixture(scope="module")
@@ -164,10 +183,9 @@ def ssh_engine(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         engine.start()
         yield engine
     finally:
-        engine.stop()
-        # The sessions end with their connections; none outlives the test.
-        assert ours(str(engine.config)) == []
+        left = engine.stop()
         shutil.rmtree(root)
+    assert left == set(), "ssh sessions outlived their connections"
 
 
 def write_project(project: Path, marker: str) -> None:

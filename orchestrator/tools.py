@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .engines import engine_version
+from .engines.address import current_address, shown
 from .errors import ToolMissingError
 from .runner import INSTALL_HINTS, capture
 
@@ -45,6 +46,7 @@ class Versions:
     mitogen: str | None
     packer: str | None
     docker_engine: str | None
+    docker_address: str
 
     def lines(self) -> list[str]:
         def show(value: str | None) -> str:
@@ -55,7 +57,7 @@ class Versions:
             f"ansible-core {show(self.ansible_core)}",
             f"mitogen {show(self.mitogen)}",
             f"packer {show(self.packer)}",
-            f"docker engine {show(self.docker_engine)}",
+            f"docker engine {show(self.docker_engine)} at {shown(self.docker_address)}",
         ]
 
 
@@ -67,6 +69,7 @@ def versions() -> Versions:
         mitogen=package_version("mitogen"),
         packer=".".join(map(str, packer)) if packer else None,
         docker_engine=engine_version(),
+        docker_address=current_address(),
     )
 
 

@@ -34,6 +34,7 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v curl >/dev/null || missing+=(curl)
 command -v ssh >/dev/null || missing+=(openssh-client) # for connection: proxy
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server) # the ssh engine test
 command -v tar >/dev/null || missing+=(tar)
 command -v git >/dev/null || missing+=(git) # requirements from git, and git tags
 command -v ip >/dev/null || missing+=(iproute2) # the tests' second engine gets its own bridge

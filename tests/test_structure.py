@@ -18,7 +18,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 LAYERS = [
     {"", "errors", "digests", "names", "report", "yamlsource", "guard", "runner", "locks",
      "extra_vars", "history", "logs", "packer_output", "container", "container.services"},
-    {"spec", "tagvars", "engines", "engines.interface", "engines.docker"},
+    {"spec", "tagvars", "engines", "engines.address", "engines.interface", "engines.docker"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
      "project.resolver"},
     {"variables", "fingerprint", "state", "tags", "tools", "provision"},

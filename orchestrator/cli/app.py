@@ -112,13 +112,11 @@ def _checked_project(
     return project
 
 
-def _version_callback(value: bool) -> None:
-    if value:
-        from ..tools import versions
+def _print_versions() -> None:
+    from ..tools import versions
 
-        for line in versions().lines():
-            out.print(line, markup=False, highlight=False)
-        raise typer.Exit()
+    for line in versions().lines():
+        out.print(line, markup=False, highlight=False)
 
 
 def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
@@ -133,8 +131,25 @@ def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
     return found, True
 
 
-@app.callback()
+def _use_engine(docker_host: str) -> None:
+    """-H: everything that talks to the engine follows it: the SDK, Packer's docker
+    builder, the docker connection and the stage commits (all read DOCKER_HOST)."""
+    from ..engines.address import invalid, shown
+
+    problem = invalid(docker_host)
+    if problem:
+        err.print(
+            f"--docker-host {shown(docker_host)}: {problem}; use unix:///path/to/"
+            "docker.sock, tcp://HOST:2376 or ssh://USER@HOST",
+            markup=False,
+        )
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    os.environ["DOCKER_HOST"] = docker_host
+
+
+@app.callback(invoke_without_command=True)
 def main_options(
+    ctx: typer.Context,
     file: Annotated[
         Path | None,
         typer.Option(
@@ -183,26 +198,20 @@ def main_options(
         bool,
         typer.Option(
             "--version",
-            callback=_version_callback,
-            is_eager=True,
-            help="Print the versions of rolecast and the tools it found.",
+            help="Print the versions of rolecast and the tools it found (on the -H engine).",
         ),
     ] = False,
 ) -> None:
+    if docker_host is not None:
+        _use_engine(docker_host)
+    if version:  # after -H: the engine version is the chosen engine's
+        _print_versions()
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        ctx.fail("Missing command.")  # as without --version
     if directory is not None and not directory.is_dir():
         err.print(f"-C {directory}: no such directory", markup=False)
         raise typer.Exit(ExitCode.INVALID_INPUT)
-    if docker_host is not None:
-        if not docker_host.startswith(("unix://", "tcp://", "ssh://", "fd://")):
-            err.print(
-                f"--docker-host {docker_host}: not an engine address; use unix:///path/to/"
-                "docker.sock, tcp://HOST:2376 or ssh://USER@HOST",
-                markup=False,
-            )
-            raise typer.Exit(ExitCode.INVALID_INPUT)
-        # Everything that talks to the engine follows it: the SDK, Packer's docker
-        # builder, the docker connection and the stage commits (all read DOCKER_HOST).
-        os.environ["DOCKER_HOST"] = docker_host
     from ..publish import take_credentials
 
     take_credentials()  # registry credentials leave the environment children inherit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
+import logging
 import subprocess
 import tarfile
 from pathlib import Path
@@ -17,20 +17,47 @@ from typing import Any
 
 import docker
 from docker.errors import DockerException, ImageNotFound, NotFound
+from paramiko import SSHException
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError
 
 from ..errors import CommandFailedError, ToolMissingError
 from ..runner import run
+from .address import current_address, given_address, shorten, unreachable_message
 from .interface import Auth, ContainerInfo, EngineError, EventStream, ImageInfo, VolumeInfo
 
-FAILURES = (DockerException, RequestException, HTTPError, OSError)
-DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
+# ssh:// engines go through paramiko (the SDK's ssh extra): its errors are not the SDK's.
+FAILURES = (DockerException, RequestException, HTTPError, OSError, SSHException)
 
 
 def _reason(exc: BaseException) -> str:
     text = str(getattr(exc, "explanation", None) or exc)
-    return text.splitlines()[0][:300] if text.strip() else type(exc).__name__
+    return shorten(text.splitlines()[0]) if text.strip() else type(exc).__name__
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    """The failure under the wrappers: the SDK's DockerException, requests' ConnectionError,
+    urllib3's MaxRetryError and ProtocolError, paramiko's NoValidConnectionsError."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = [a for a in exc.args if isinstance(a, BaseException)]
+        inner += list((getattr(exc, "errors", None) or {}).values())
+        if isinstance(getattr(exc, "reason", None), BaseException):
+            inner.append(exc.reason)  # type: ignore[attr-defined]
+        below = exc.__cause__ or (inner[-1] if inner else None)
+        if below is None:
+            break
+        exc = below
+    return exc
+
+
+def _connect_reason(exc: BaseException) -> str:
+    cause = _first_cause(exc)
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
 
 
 def _created(text: str) -> dt.datetime:
@@ -105,19 +132,23 @@ class DockerEngine:
 
     @classmethod
     def connect(cls, timeout: int = 60) -> DockerEngine:
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            # paramiko logs a traceback of its own for each failed ssh connection: the
+            # message below says it in one line (-v shows them).
+            logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
         try:
             client = docker.from_env(timeout=timeout)
             client.ping()
-        except DockerException as exc:
-            raise ToolMissingError(
-                "no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): start dockerd "
-                f"(see README, Setup); {str(exc).splitlines()[0][:200]}"
-            ) from None
+        except (*FAILURES, ValueError) as exc:  # ValueError: DOCKER_HOST's port is no number
+            message = unreachable_message(
+                current_address(), _connect_reason(exc), given=given_address() is not None
+            )
+            raise ToolMissingError(message) from None
         return cls(client)
 
     @property
     def address(self) -> str:
-        return os.environ.get("DOCKER_HOST") or DEFAULT_ADDRESS
+        return current_address()
 
     def ping(self) -> bool:
         try:
@@ -141,11 +172,22 @@ class DockerEngine:
             raise EngineError(f"image {reference}: {_reason(exc)}") from None
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
+        # One request for the summaries: the SDK's images.list() inspects each image after
+        # it, a request per image, which over ssh costs a login channel each.
         try:
-            found = self.client.images.list(name=repository) if repository else None
-            return [_info(i) for i in (found if found is not None else self.client.images.list())]
+            found = self.client.api.images(name=repository)
         except FAILURES as exc:
             raise EngineError(f"listing images: {_reason(exc)}") from None
+        return [
+            ImageInfo(
+                id=str(entry["Id"]),
+                tags=[t for t in entry.get("RepoTags") or [] if t != "<none>:<none>"],
+                size=int(entry.get("Size") or 0),
+                created=dt.datetime.fromtimestamp(int(entry.get("Created") or 0), dt.UTC),
+                labels=dict(entry.get("Labels") or {}),
+            )
+            for entry in found
+        ]
 
     def tag(self, source: str, target: str) -> None:
         repository, tag = target.rsplit(":", 1)

@@ -78,7 +78,8 @@ class Engine(Protocol):
         ...
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
-        """Every image, or those of one repository."""
+        """Every image, or those of one repository: id, tags, size, created and labels
+        (the config, entrypoint to user, is `image()`'s)."""
         ...
 
     def tag(self, source: str, target: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -27,7 +28,8 @@ def test_base_image_exists_and_runs_python(docker_engine: Any) -> None:
 def test_version_reports_the_engine_and_packer(cli: Any, docker_engine: Any) -> None:
     result = cli("--version")
     engine = docker_engine.version()["Version"]
-    assert f"docker engine {engine}" in result.stdout.splitlines()
+    address = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    assert f"docker engine {engine} at {address}" in result.stdout.splitlines()
     assert "packer not found" not in result.stdout
 
 

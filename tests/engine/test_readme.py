@@ -27,16 +27,24 @@ def _tags(client: Any) -> dict[str, str]:
 
 @pytest.fixture
 def tags_put_back(docker_engine: Any) -> Iterator[None]:
+    from docker.errors import APIError
+
     before = _tags(docker_engine)
     yield
-    for tag, image_id in _tags(docker_engine).items():
-        if not tag.startswith(OURS) or before.get(tag) == image_id:
+    made = {t: i for t, i in _tags(docker_engine).items() if t.startswith(OURS)}
+    for tag, image_id in made.items():
+        if before.get(tag) == image_id:
             continue
         if tag in before:
             repository, _, name = tag.rpartition(":")
             docker_engine.images.get(before[tag]).tag(repository, name)
         else:
-            docker_engine.images.remove(tag, noprune=False)
+            docker_engine.images.remove(tag)
+    for image_id in set(made.values()) - set(before.values()):
+        try:
+            docker_engine.images.remove(image_id)
+        except APIError:
+            pass  # gone with its last tag, or a child image uses it
 
 
 def test_there_are_engine_blocks() -> None:

@@ -106,6 +106,9 @@ def problems(block: Block) -> list[str]:
             f"{block.where}: a ```{block.lang} block that no test runs: write commands as "
             "`$ command` lines, label prose ```text, or mark it <!-- not-run: REASON -->"
         )
+    console_only = {"engine", "setup", "output-not-checked"} & set(block.marks)
+    if console_only and block.kind != "console":
+        found.append(f"{block.where}: {sorted(console_only)} only apply to ```console blocks")
     if block.kind == "text" and any(line.startswith("$ ") for line in block.text.splitlines()):
         found.append(f"{block.where}: commands in a ```text block; make it ```console")
     return found

@@ -85,6 +85,7 @@ def test_the_block_checks_fail_on_a_stale_example(tmp_path: Path) -> None:
         "<!-- setup: typos -->\n```console\n$ rolecast validate\n```\n"
         "```console\n$ rolecast plan\n```\n"
         "<!-- not-run: -->\n```console\n$ make\n```\n```\nprose\n```\n"
+        "<!-- engine -->\n```yaml\na: 1\n```\n"
     )
     with pytest.raises(AssertionError, match="is not what the README shows"):
         run_console(stale[0], tmp_path / "a", timeout=120)
@@ -94,7 +95,7 @@ def test_the_block_checks_fail_on_a_stale_example(tmp_path: Path) -> None:
         run_console(stale[2], tmp_path / "c", timeout=120)
     with pytest.raises(AssertionError, match="does not parse"):
         check_command_line("rolecast build --no-such-option")
-    assert problems(stale[3]) and problems(stale[4])
+    assert problems(stale[3]) and problems(stale[4]) and problems(stale[5])
     check_output(
         Block(1, "console", "$ false\n$ echo $?\n1\n"),
         "\n@@readme-command 0 ended: 1@@\n1\n@@readme-command 1 ended: 0@@\n",

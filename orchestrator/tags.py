@@ -56,9 +56,10 @@ MOVING = "latest"
 
 
 def is_release(version: str) -> bool:
-    """A semantic version without a pre-release part."""
+    """Not a pre-release: a semantic version without a `-rc.1` part, or a version of another
+    scheme (`2026.11`, a build number), which has no pre-releases to tell apart."""
     found = SEMVER.match(version)
-    return found is not None and found.group(5) is None
+    return found is None or found.group(5) is None
 
 
 def version_expansions(version: str) -> list[str]:

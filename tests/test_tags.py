@@ -49,7 +49,8 @@ def test_a_pre_release_gives_only_itself_and_never_moves_latest() -> None:
 def test_semver_expansion_keeps_a_prefix_and_leaves_other_schemes_alone() -> None:
     assert version_expansions("v2.3.4") == ["v2.3.4", "v2.3", "v2"]
     assert version_expansions("2026.11") == ["2026.11"]
-    assert is_release("1.0.0") and not is_release("1.0.0-rc.1") and not is_release("1.0")
+    assert is_release("1.0.0") and not is_release("1.0.0-rc.1")
+    assert is_release("2026.11") and is_release("1") and is_release("build-812")
 
 
 def test_fingerprint_tag_is_short() -> None:
@@ -84,3 +85,15 @@ def test_duplicates_collapse() -> None:
 def test_sanitise() -> None:
     assert sanitise("Feature/ABC_1.2") == "feature-abc_1.2"
     assert sanitise("///") == "none"
+
+
+def test_latest_moves_with_a_version_of_another_scheme() -> None:
+    """CalVer or a build number is not a pre-release: `latest` goes with it."""
+    for version in ("2026.11", "1", "build-812"):
+        tags = resolve_tags(
+            ["latest", "{{ version }}"], version=version, git=GitInfo(), now=NOW, image="web"
+        )
+        assert tags == ["latest", version]
+    assert resolve_tags(["latest"], version="2026.11", git=GitInfo(), now=NOW, image="web") == [
+        "latest"
+    ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UsageError
-from .project.inventory import config_value
+from .project.inventory import config_paths, config_value
 from .spec import DEFAULT_SPEC_FILE
 
 
@@ -54,9 +54,18 @@ def _inventories(root: Path) -> list[str]:
     return found or [name for name in ROOT_INVENTORIES if (root / name).is_file()]
 
 
+def _role_dirs(root: Path) -> list[Path]:
+    """Where the project keeps its roles: roles/, then the roles_path of its ansible.cfg."""
+    found = [root.resolve() / "roles"] + config_paths(root.resolve(), "roles_path")
+    inside = [p for p in found if p.is_dir() and p.is_relative_to(root.resolve())]
+    return list(dict.fromkeys(inside))
+
+
 def starter_spec(root: Path) -> str:
     """The text of a starter `rolecast.yml` for the project at `root`."""
-    roles_dir = root / "roles"
+    found_in = _role_dirs(root)
+    roles_dir = found_in[0] if found_in else root / "roles"
+    shown = roles_dir.relative_to(root.resolve()).as_posix() if found_in else "roles"
     roles = sorted(p.name for p in roles_dir.iterdir() if p.is_dir()) if roles_dir.is_dir() else []
     pulled_in: set[str] = set()
     for name in roles:
@@ -94,12 +103,14 @@ def starter_spec(root: Path) -> str:
     ]
     if roles:
         found = ", ".join(roles)
-        lines.append(f"    # roles found under roles/: {found}")
+        lines.append(f"    # roles found under {shown}/: {found}")
         lines.append("    roles:")
         lines += [f"      - {name}" for name in top]
     else:
+        books = sorted(p.name for p in (root / "playbooks").glob("*.y*ml"))
+        book = "site.yml" if "site.yml" in books else (books[0] if books else "site.yml")
         lines.append("    # no roles found under roles/; add some, or name a playbook:")
-        lines.append("    playbook: playbooks/site.yml")
+        lines.append(f"    playbook: playbooks/{book}")
     lines += [
         "    config:",
         '      cmd: ["/bin/bash"]',
@@ -114,7 +125,10 @@ def write_starter(root: Path, file: Path | None, force: bool) -> Path:
         target = root / target
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; pass --force to overwrite it")
-    if not (root / "roles").is_dir():
-        raise UsageError(f"no roles/ directory under {root}; run init at the project root (-C DIR)")
+    if not _role_dirs(root) and not (root / "playbooks").is_dir():
+        raise UsageError(
+            f"no roles/ directory under {root} (nor a roles_path in its ansible.cfg, nor "
+            "playbooks/); run init at the project root (-C DIR)"
+        )
     target.write_text(starter_spec(root), encoding="utf-8")
     return target

@@ -105,6 +105,32 @@ def test_init_never_takes_group_vars_for_the_inventory(cli: Any, tmp_path: Path)
     assert cli("-C", str(tmp_path), "validate").exit_code == 0
 
 
+def test_init_finds_roles_where_ansible_cfg_keeps_them(cli: Any, tmp_path: Path) -> None:
+    """`roles_path = ./ansible/roles` and no roles/: init and validate find them, as
+    ansible-playbook does."""
+    (tmp_path / "ansible" / "roles" / "web" / "tasks").mkdir(parents=True)
+    (tmp_path / "ansible" / "roles" / "web" / "tasks" / "main.yml").write_text(
+        "- ansible.builtin.ping:\n"
+    )
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nroles_path = ./ansible/roles\n")
+    assert cli("-C", str(tmp_path), "init").exit_code == 0
+    text = (tmp_path / "rolecast.yml").read_text()
+    assert "    # roles found under ansible/roles/: web\n    roles:\n      - web\n" in text
+    result = cli("-C", str(tmp_path), "validate")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_init_in_a_playbook_repository_names_its_playbook(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "deploy.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ansible.builtin.ping:\n"
+    )
+    assert cli("-C", str(tmp_path), "init").exit_code == 0
+    assert "    playbook: playbooks/deploy.yml\n" in (tmp_path / "rolecast.yml").read_text()
+    result = cli("-C", str(tmp_path), "validate")
+    assert result.exit_code == 0, result.stderr
+
+
 def test_init_refuses_to_overwrite(cli: Any, project_copy: Path) -> None:
     before = (project_copy / "rolecast.yml").read_text()
     result = cli("-C", str(project_copy), "init")
@@ -119,6 +145,7 @@ def test_init_needs_a_roles_directory(cli: Any, tmp_path: Path) -> None:
     result = cli("-C", str(tmp_path), "init")
     assert result.exit_code == 2
     assert "no roles/ directory" in result.stderr
+    assert "nor playbooks/" in result.stderr
 
 
 def test_bases_unknown_name(cli: Any) -> None:

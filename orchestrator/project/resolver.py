@@ -97,6 +97,8 @@ class Resolver:
         spec_paths = [(self.root / p).resolve() for p in self.spec.roles_path]
         for index, path in enumerate(spec_paths):
             text = self.spec.roles_path[index]
+            if "roles_path" not in self.spec.model_fields_set:
+                continue  # the default, roles/: absent is fine (ansible.cfg may name others)
             if self.inside(path, ("roles_path", index), "roles_path", text) and not path.is_dir():
                 self.report(
                     ("roles_path", index), f"directory {rel(path, self.root)} does not exist"

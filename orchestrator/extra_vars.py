@@ -114,6 +114,34 @@ def _inline(text: str, position: int) -> dict[str, Any]:
     return {str(k): str(v) for k, v in data.items()}
 
 
+class _TaggedLoader(yaml.SafeLoader):
+    """YAML as Ansible reads a vars file: `!vault` and `!unsafe` values are fine."""
+
+
+_TaggedLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def _check_file(path: Path, text: str) -> None:
+    """An -e @FILE that ansible-playbook would refuse mid-build: invalid YAML, or not a
+    mapping. A vaulted file is Ansible's to decrypt. Messages name lines, never values."""
+    from .yamlsource import marked_problem
+
+    raw = path.read_bytes()
+    if raw.lstrip().startswith(b"$ANSIBLE_VAULT;"):
+        return
+    try:
+        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=_TaggedLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise UsageError(f"-e {text}: {marked_problem(text[1:], exc, 'invalid YAML')}") from None
+    except yaml.YAMLError:
+        raise UsageError(f"-e {text}: invalid YAML") from None
+    if data is not None and not isinstance(data, dict):
+        raise UsageError(
+            f"-e {text}: variables must be a mapping of names to values, not a "
+            f"{type(data).__name__}"
+        )
+
+
 def parse_extra_vars(texts: list[str], cwd: Path | None = None) -> ExtraVars:
     """The -e options of one run; `@FILE` relative to `cwd` (the working directory)."""
     base = cwd or Path.cwd()
@@ -125,7 +153,9 @@ def parse_extra_vars(texts: list[str], cwd: Path | None = None) -> ExtraVars:
         if text.startswith("@"):
             path = (base / text[1:]).resolve()
             if not path.is_file():
-                raise UsageError(f"-e {text}: no such file (relative to {base})")
+                where = "" if Path(text[1:]).is_absolute() else f" (relative to {base})"
+                raise UsageError(f"-e {text}: no such file{where}")
+            _check_file(path, text)
             items.append(FileVars(path, text[1:]))
             continue
         if text[0] in "/.":

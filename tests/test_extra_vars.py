@@ -126,3 +126,22 @@ def test_an_extra_vars_file_counts_by_content(tmp_path: Path) -> None:
     (root / "extra.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n3132\n")
     vaulted = _manifest(root, "@extra.yml")
     assert first_change(after, vaulted) == "-e @extra.yml was added"
+
+
+def test_an_extra_vars_file_ansible_would_refuse_is_bad_input_by_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("greeting: hello\nsecret: [s3cret\n")
+    listed = tmp_path / "list.yml"
+    listed.write_text("- one\n")
+    tagged = tmp_path / "tagged.yml"
+    tagged.write_text("token: !vault |\n  0011\nname: !unsafe '{{ x }}'\n")
+    with pytest.raises(UsageError) as info:
+        parse_extra_vars(["@bad.yml"], cwd=tmp_path)
+    assert str(info.value).startswith("-e @bad.yml: bad.yml:3:1: invalid YAML: ")
+    assert "s3cret" not in str(info.value)
+    with pytest.raises(UsageError) as info:
+        parse_extra_vars(["@list.yml"], cwd=tmp_path)
+    assert str(info.value) == (
+        "-e @list.yml: variables must be a mapping of names to values, not a list"
+    )
+    assert parse_extra_vars(["@tagged.yml"], cwd=tmp_path)

@@ -299,3 +299,17 @@ def test_validate_names_a_broken_vars_file_of_the_inventory(tmp_path: Path) -> N
         "inventory/host_vars/web1.yml:1:1: inventory variables must be a mapping of names to "
         "values, not a list",
     ]
+
+
+def test_a_default_two_images_inherit_is_named_once(tmp_path: Path) -> None:
+    (tmp_path / "roles" / "web" / "tasks").mkdir(parents=True)
+    spec = (
+        "version: 1\ndefaults:\n  base: debian-bookwrm\nbases:\n  debian-bookworm:\n"
+        "    suite: bookworm\nimages:\n  a:\n    roles: [web]\n  b:\n    roles: [web]\n"
+    )
+    message = spec_error(tmp_path, spec)
+    assert message.splitlines() == [
+        "rolecast.yml:3:9 defaults.base: 'debian-bookwrm' is not an image or base of this "
+        "file; did you mean 'debian-bookworm'? (write debian-bookwrm:TAG to use a registry "
+        "image)"
+    ]

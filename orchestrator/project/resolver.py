@@ -289,6 +289,7 @@ class Resolver:
         self.problems.extend(self.finder.meta_problems)
         check_cycles(self.spec_graph, self.report)
         if self.problems:
+            self.problems = list(dict.fromkeys(self.problems))  # a default two images inherit
             self.problems.sort(
                 key=lambda p: (p.file != self.loaded.doc.file, p.line or 0, p.column or 0)
             )

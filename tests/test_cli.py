@@ -356,3 +356,12 @@ def test_shell_completion_for_bash(tmp_path: Path) -> None:
     asking = {"_ROLECAST_COMPLETE": "complete_bash", "COMP_WORDS": "rolecast bui"}
     words = _rolecast(cwd=tmp_path, env=asking | {"COMP_CWORD": "1"})
     assert words.stdout.split() == ["build"]
+
+
+def test_inventory_option_says_it_does_not_apply_to_variants(cli: Any) -> None:
+    result = cli("-i", "inventories/production", "validate")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "note: -i inventories/production does not apply to web: its variants name their own "
+        "inventories (staging, production)"
+    ]

@@ -83,7 +83,10 @@ def _project(extra_vars: list[str] | None = None) -> Project:
         extra = parse_extra_vars(extra_vars or [])
         return load_project(state.root, state.file, state.inventory, extra)
 
-    return guarded(load)
+    project = guarded(load)
+    for note in project.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+    return project
 
 
 def _checked_project(

@@ -66,6 +66,7 @@ class Project:
     requirements: Path | None = None
     collections_paths: tuple[Path, ...] = ()
     extra_vars: ExtraVars = ExtraVars()  # -e of this run: in every fingerprint and build
+    notes: tuple[str, ...] = ()  # what the user should know, though nothing is wrong
 
     @property
     def galaxy(self) -> Path:

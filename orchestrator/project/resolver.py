@@ -44,6 +44,7 @@ class Resolver:
         self.spec = loaded.spec
         self.root = loaded.root.resolve()
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
         self.requirements, provided = self._requirements()
         self.roles_paths = self._roles_paths()
         collections = config_paths(self.root, "collections_path") or config_paths(
@@ -213,6 +214,11 @@ class Resolver:
             found.append(Variant(label, path, text, self.where(loc)))
             if kind == "image" and parent_variants and label not in parent_variants:
                 self.report(loc, f"{parent!r} has no variant {label!r}; give it the same variants")
+        if image.variants and self.default.named_by.startswith("-i "):
+            self.notes.append(
+                f"{self.default.named_by} does not apply to {name}: its variants name their "
+                f"own inventories ({', '.join(image.variants)})"
+            )
         if not image.variants:
             if parent_variants:
                 self.report(
@@ -303,4 +309,5 @@ class Resolver:
             tuple(graphlib.TopologicalSorter(graph).static_order()),
             self.requirements,
             self.collections_paths,
+            notes=tuple(self.notes),
         )

@@ -365,3 +365,20 @@ def test_inventory_option_says_it_does_not_apply_to_variants(cli: Any) -> None:
         "note: -i inventories/production does not apply to web: its variants name their own "
         "inventories (staging, production)"
     ]
+
+
+def test_a_spec_file_elsewhere_without_directory_says_where_paths_are_read(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "ops"
+    (project / "roles" / "web" / "tasks").mkdir(parents=True)
+    (project / "roles" / "web" / "tasks" / "main.yml").write_text("- ansible.builtin.ping:\n")
+    (project / "rolecast.yml").write_text("version: 1\nimages:\n  web:\n    roles: [web]\n")
+    monkeypatch.chdir(tmp_path)
+    result = cli("-f", "ops/rolecast.yml", "validate")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"ops/rolecast.yml: paths in it are read from the project root, {tmp_path} (the "
+        f"working directory); if its roles are beside it, give the root: -C {project}"
+    )
+    assert cli("-C", str(project), "validate").exit_code == 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from ..errors import ExitCode, RolecastError
+from ..errors import ExitCode, Problem, RolecastError, SpecError
 from ..project import Project, load_project
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class State:
     file: Path | None = None
     inventory: Path | None = None
     found_upward: bool = False  # no -C/-f: the root is where rolecast.yml was found
+    directory_given: bool = False  # -C (or ROLECAST_DIRECTORY)
 
 
 state = State()
@@ -81,12 +82,36 @@ def _project(extra_vars: list[str] | None = None) -> Project:
 
     def load() -> Project:
         extra = parse_extra_vars(extra_vars or [])
-        return load_project(state.root, state.file, state.inventory, extra)
+        try:
+            return load_project(state.root, state.file, state.inventory, extra)
+        except SpecError as exc:
+            hint = _root_hint()
+            if hint:
+                raise SpecError([*exc.problems, hint]) from None
+            raise
 
     project = guarded(load)
     for note in project.notes:
         err.print(f"note: {note}", markup=False, highlight=False)
     return project
+
+
+def _root_hint() -> Problem | None:
+    """-f names a spec elsewhere, without -C: its paths are read from the working directory."""
+    if state.file is None or state.directory_given:
+        return None
+    spec_dir = (state.root / state.file).resolve().parent
+    if spec_dir == state.root.resolve() or (state.root / "roles").is_dir():
+        return None
+    return Problem(
+        str(state.file),
+        None,
+        None,
+        "",
+        f"paths in it are read from the project root, {state.root.resolve()} (the working "
+        f"directory); if its roles are beside it, give the root: -C {spec_dir}"
+        + ("" if state.file.name == "rolecast.yml" else f" -f {state.file.name}"),
+    )
 
 
 def _checked_project(
@@ -219,6 +244,7 @@ def main_options(
 
     take_credentials()  # registry credentials leave the environment children inherit
     state.root, state.found_upward = _root(directory, file)
+    state.directory_given = directory is not None
     state.file = file
     state.inventory = inventory
     logging.basicConfig(

@@ -373,7 +373,9 @@ def test_a_spec_file_elsewhere_without_directory_says_where_paths_are_read(
     project = tmp_path / "ops"
     (project / "roles" / "web" / "tasks").mkdir(parents=True)
     (project / "roles" / "web" / "tasks" / "main.yml").write_text("- ansible.builtin.ping:\n")
-    (project / "rolecast.yml").write_text("version: 1\nimages:\n  web:\n    roles: [web]\n")
+    (project / "rolecast.yml").write_text(
+        "version: 1\nimages:\n  web:\n    from: debian:12\n    roles: [web]\n"
+    )
     monkeypatch.chdir(tmp_path)
     result = cli("-f", "ops/rolecast.yml", "validate")
     assert result.exit_code == 2

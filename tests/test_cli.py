@@ -261,6 +261,22 @@ def test_docker_host_must_be_an_engine_address(cli: Any) -> None:
     assert "--docker-host buildhost:2375: not an engine address" in result.stderr
 
 
+def test_docker_host_from_the_environment_is_checked_as_minus_h_is(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "garbage")
+    result = cli("plan")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("DOCKER_HOST garbage: not an engine address; use ")
+    monkeypatch.delenv("DOCKER_HOST")
+    result = cli("-H", "tcp://127.0.0.1", "plan")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "--docker-host tcp://127.0.0.1: give its port (tcp://HOST:2376 with TLS, "
+        "tcp://HOST:2375 without)"
+    )
+
+
 def _rolecast(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
     """The installed command itself (its main() reorders arguments before typer parses)."""
     import os

@@ -159,7 +159,7 @@ def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
     return found, True
 
 
-def _use_engine(docker_host: str) -> None:
+def _use_engine(docker_host: str, source: str = "--docker-host") -> None:
     """-H: everything that talks to the engine follows it: the SDK, Packer's docker
     builder, the docker connection and the stage commits (all read DOCKER_HOST)."""
     from ..engines.address import invalid, shown
@@ -167,7 +167,7 @@ def _use_engine(docker_host: str) -> None:
     problem = invalid(docker_host)
     if problem:
         err.print(
-            f"--docker-host {shown(docker_host)}: {problem}; use unix:///path/to/"
+            f"{source} {shown(docker_host)}: {problem}; use unix:///path/to/"
             "docker.sock, tcp://HOST:2376 or ssh://USER@HOST",
             markup=False,
         )
@@ -232,6 +232,8 @@ def main_options(
 ) -> None:
     if docker_host is not None:
         _use_engine(docker_host)
+    elif os.environ.get("DOCKER_HOST"):
+        _use_engine(os.environ["DOCKER_HOST"], "DOCKER_HOST")
     if version:  # after -H: the engine version is the chosen engine's
         _print_versions()
         raise typer.Exit()

@@ -27,9 +27,12 @@ def invalid(address: str) -> str | None:
     if not address.startswith(("unix://", "tcp://", "ssh://", "fd://")):
         return "not an engine address"
     try:
-        _ = urlsplit(address).port  # parsing it is the check
+        parts = urlsplit(address)
+        port = parts.port  # parsing it is the check
     except ValueError:
         return "its port is not a number"
+    if parts.scheme == "tcp" and port is None:
+        return "give its port (tcp://HOST:2376 with TLS, tcp://HOST:2375 without)"
     return None
 
 

@@ -218,6 +218,7 @@ def main_options(
         typer.Option(
             "-H",
             "--docker-host",
+            metavar="URL",
             help="The Docker engine to build on (unix://PATH, tcp://HOST:PORT, ssh://USER@HOST); "
             "default: DOCKER_HOST, else the local socket.",
         ),
@@ -226,6 +227,7 @@ def main_options(
         bool,
         typer.Option(
             "--version",
+            metavar="",
             help="Print the versions of rolecast and the tools it found (on the -H engine).",
         ),
     ] = False,

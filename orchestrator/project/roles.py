@@ -26,6 +26,8 @@ class RoleFinder:
         self.provided = provided
         self.cache: dict[str, Role | None] = {}
         self.meta_problems: list[Problem] = []
+        # Where each meta dependency is written: (role directory, dependency) -> location.
+        self.written: dict[tuple[Path, str], Problem] = {}
 
     def candidates(self, name: str) -> list[Path]:
         return [p / name for p in self.paths]
@@ -83,6 +85,7 @@ class RoleFinder:
                 )
                 continue
             names.append(name)
+            self.written[(role_dir, name)] = doc.problem(("dependencies", index), "")
         return tuple(names)
 
     def closure(
@@ -96,7 +99,13 @@ class RoleFinder:
                 continue
             role = self.find(name)
             if role is None:
-                if trail:
+                parent = self.cache.get(trail[-1]) if trail else None
+                at = self.written.get((parent.path, name)) if parent else None
+                if at is not None:  # named where the dependency is written
+                    self.meta_problems.append(
+                        Problem(at.file, at.line, at.column, at.path, self.missing_message(name))
+                    )
+                elif trail:
                     on_missing(f"role {trail[-1]!r} depends on: " + self.missing_message(name))
                 else:
                     on_missing(self.missing_message(name))

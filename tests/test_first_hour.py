@@ -32,9 +32,22 @@ def test_a_vaulted_file_is_fine_once_a_vault_password_is_given(cli: Any, tmp_pat
     case = next(c for c in CASES if c.name == "vault-without-password")
     project = make_project(tmp_path / "project", case)
     password = tmp_path / "vault-password"
-    password.write_text("rolecast-test-vault\n")
+    password.write_text("pw\n")  # the case's vault.yml was encrypted with it
     result = cli("-C", str(project), "validate", "--vault-password-file", str(password))
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_wrong_vault_password_is_named_before_any_work(cli: Any, tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.name == "vault-without-password")
+    project = make_project(tmp_path / "project", case)
+    password = tmp_path / "vault-password"
+    password.write_text("not-the-password\n")
+    result = cli("-C", str(project), "validate", "--vault-password-file", str(password))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "inventories/group_vars/toolboxes/vault.yml:1:1: encrypted with Ansible Vault, and no "
+        "vault password given decrypts it: check --vault-password-file / --vault-id"
+    ]
 
 
 def test_a_misspelt_extra_tag_is_named_before_any_work(cli: Any, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ LAYERS = [
      "project.resolver"},
     {"variables", "fingerprint", "state", "tags", "tools", "provision"},
     {"plan", "render", "graph", "requirements", "bases", "gates", "checks", "checks.files",
-     "checks.origin", "checks.plays"},
+     "checks.origin", "checks.plays", "checks.vault"},
     {"publish"},
     {"build", "build.context", "build.preflight", "build.fleet", "build.image",
      "build.recovery", "build.parents", "build.stages", "build.cache", "build.inputs",

@@ -28,6 +28,7 @@ from .files import (
     yaml_problems,
 )
 from .plays import ansible_settings, play_problems
+from .vault import wrong_password_problems
 
 __all__ = ["check_project", "vault_password_given"]
 
@@ -46,13 +47,19 @@ def vault_password_given(root: Path, vault_arguments: Iterable[str]) -> bool:
 
 
 def check_project(
-    project: Project, *, vault_given: bool, git: GitInfo | None, images: Iterable[str] = ()
+    project: Project,
+    *,
+    vault_given: bool,
+    git: GitInfo | None,
+    images: Iterable[str] = (),
+    vault_arguments: Iterable[str] = (),
 ) -> None:
-    """Every problem in the files the images read; SpecError lists them all."""
+    """Every problem in the files the images read; SpecError lists them all. Vaulted files
+    are tried with `vault_arguments`, the build's own vault options, when given."""
     chosen = [project.images[n] for n in images] if images else list(project.images.values())
     problems = _tag_problems(project, chosen, git)
     with ansible_settings(project) as loader:
-        problems += _file_problems(loader, project, chosen, vault_given)
+        problems += _file_problems(loader, project, chosen, vault_given, tuple(vault_arguments))
         seen = {(p.file, p.line) for p in problems}
         checked: set[str] = set()
         for image in chosen:
@@ -85,7 +92,11 @@ def _read_by(images: list[ResolvedImage]) -> tuple[list[Path], list[Path], list[
 
 
 def _file_problems(
-    loader: object, project: Project, images: list[ResolvedImage], vault_given: bool
+    loader: object,
+    project: Project,
+    images: list[ResolvedImage],
+    vault_given: bool,
+    vault_arguments: tuple[str, ...] = (),
 ) -> list[Problem]:
     root = project.root
     roles, playbooks, inventories = _read_by(images)
@@ -111,6 +122,8 @@ def _file_problems(
         encrypted += vars_files(inventory)
     if not vault_given:
         problems += vault_problems(list(dict.fromkeys(encrypted)), root)
+    else:
+        problems += wrong_password_problems(encrypted, vault_arguments, root)
     return problems
 
 

@@ -134,6 +134,7 @@ def _checked_project(
             or vault_password_given(project.root, vault_arguments),
             git=git_info(project.root.resolve()),
             images=chosen,
+            vault_arguments=vault_arguments or (),
         )
 
     guarded(check)

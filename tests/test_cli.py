@@ -400,3 +400,15 @@ def test_a_spec_file_elsewhere_without_directory_says_where_paths_are_read(
         f"working directory); if its roles are beside it, give the root: -C {project}"
     )
     assert cli("-C", str(project), "validate").exit_code == 0
+
+
+def test_image_arguments_complete_from_the_spec_found_upward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.cli.options import image_names
+
+    from .conftest import ROOT
+
+    monkeypatch.chdir(ROOT / "roles")
+    assert image_names("w") == ["web", "web@staging", "web@production"]
+    assert image_names("") == ["base", "web", "web@staging", "web@production", "app", "db"]

@@ -39,6 +39,7 @@ from .options import (
     VaultFileOption,
     VaultIdOption,
     VersionOption,
+    image_names,
 )
 
 
@@ -97,7 +98,12 @@ def bases(
 @app.command("render")
 def render_command(
     image: Annotated[
-        str, typer.Argument(metavar="IMAGE", help="The image whose Packer template to print.")
+        str,
+        typer.Argument(
+            metavar="IMAGE",
+            autocompletion=image_names,
+            help="The image whose Packer template to print.",
+        ),
     ],
     output: Annotated[
         Path | None,
@@ -187,7 +193,11 @@ def _check_build_flags(
 def build(
     images: Annotated[
         list[str] | None,
-        typer.Argument(metavar="IMAGE", help="Images to build (default: all), with parents."),
+        typer.Argument(
+            metavar="IMAGE",
+            autocompletion=image_names,
+            help="Images to build (default: all), with parents.",
+        ),
     ] = None,
     progress: ProgressOption = ProgressMode.AUTO,
     plain: PlainOption = False,
@@ -284,7 +294,11 @@ def _finish(
 def push_command(
     images: Annotated[
         list[str] | None,
-        typer.Argument(metavar="IMAGE", help="Images to push (default: all), with parents."),
+        typer.Argument(
+            metavar="IMAGE",
+            autocompletion=image_names,
+            help="Images to push (default: all), with parents.",
+        ),
     ] = None,
     version: VersionOption = None,
     tag: TagOption = None,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     pass
 
 from .app import _checked_project, _fail, _project, app, guarded, out, state
-from .options import ExtraVarsOption, VaultFileOption, VaultIdOption
+from .options import ExtraVarsOption, VaultFileOption, VaultIdOption, image_names
 
 
 @app.command()
@@ -103,7 +103,11 @@ def init(
 def plan_command(
     images: Annotated[
         list[str] | None,
-        typer.Argument(metavar="IMAGE", help="Images to plan (default: all), with parents."),
+        typer.Argument(
+            metavar="IMAGE",
+            autocompletion=image_names,
+            help="Images to plan (default: all), with parents.",
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", metavar="", help="Print JSON for pipelines.")
@@ -165,7 +169,8 @@ def _recorded_names(project: Project, names: list[str]) -> list[str]:
 @app.command("history")
 def history_command(
     images: Annotated[
-        list[str] | None, typer.Argument(metavar="IMAGE", help="Images (default: all).")
+        list[str] | None,
+        typer.Argument(metavar="IMAGE", autocompletion=image_names, help="Images (default: all)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
     limit: Annotated[
@@ -212,7 +217,12 @@ def history_command(
 
 @app.command("logs")
 def logs_command(
-    image: Annotated[str, typer.Argument(help="The image whose build log to print.")],
+    image: Annotated[
+        str,
+        typer.Argument(
+            metavar="IMAGE", autocompletion=image_names, help="The image whose build log to print."
+        ),
+    ],
     build: Annotated[
         int | None,
         typer.Option("--build", metavar="ID", help="That build (an ID `rolecast history` shows)."),

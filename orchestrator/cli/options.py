@@ -171,3 +171,21 @@ ExtraVarsOption = Annotated[
         "every other variable and count in the fingerprint; values stay off disk and argv).",
     ),
 ]
+
+
+def image_names(incomplete: str) -> list[str]:
+    """Shell completion of IMAGE: the images (and variants) of the spec found upward."""
+    from ..errors import RolecastError
+    from ..spec import find_project_root, load_spec
+
+    root = find_project_root(Path.cwd())
+    if root is None:
+        return []
+    try:
+        spec = load_spec(root).spec
+    except RolecastError:
+        return []
+    names: list[str] = []
+    for name, image in spec.images.items():
+        names += [name, *(f"{name}@{label}" for label in image.variants)]
+    return [n for n in names if n.startswith(incomplete)]

@@ -412,3 +412,12 @@ def test_image_arguments_complete_from_the_spec_found_upward(
     monkeypatch.chdir(ROOT / "roles")
     assert image_names("w") == ["web", "web@staging", "web@production"]
     assert image_names("") == ["base", "web", "web@staging", "web@production", "app", "db"]
+
+
+def test_a_directory_from_the_environment_is_named_by_its_variable(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROLECAST_DIRECTORY", "/nonexistent/project")
+    result = cli("validate")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "ROLECAST_DIRECTORY=/nonexistent/project: no such directory"

@@ -160,6 +160,14 @@ def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
     return found, True
 
 
+def _named(ctx: typer.Context, param: str, flag: str) -> str:
+    """How the user gave an option: its flag, or the environment variable that set it."""
+    source = ctx.get_parameter_source(param)
+    if source is not None and source.name == "ENVIRONMENT":
+        return f"ROLECAST_{param.upper()}="
+    return flag
+
+
 def _use_engine(docker_host: str, source: str = "--docker-host") -> None:
     """-H: everything that talks to the engine follows it: the SDK, Packer's docker
     builder, the docker connection and the stage commits (all read DOCKER_HOST)."""
@@ -243,7 +251,8 @@ def main_options(
     if ctx.invoked_subcommand is None:
         ctx.fail("Missing command.")  # as without --version
     if directory is not None and not directory.is_dir():
-        err.print(f"-C {directory}: no such directory", markup=False)
+        named = _named(ctx, "directory", "-C ")
+        err.print(f"{named}{directory}: no such directory", markup=False)
         raise typer.Exit(ExitCode.INVALID_INPUT)
     from ..publish import take_credentials
 

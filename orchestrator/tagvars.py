@@ -48,3 +48,10 @@ def uses_git(text: str) -> bool:
         return "git" in meta.find_undeclared_variables(_env.parse(text))
     except jinja2.TemplateSyntaxError:
         return False
+
+
+def uses_version(text: str) -> bool:
+    try:
+        return "version" in meta.find_undeclared_variables(_env.parse(text))
+    except jinja2.TemplateSyntaxError:
+        return False

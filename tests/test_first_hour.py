@@ -87,3 +87,18 @@ def test_roles_that_requirements_install_are_left_to_the_build(cli: Any, tmp_pat
     (project / "playbooks" / "site.yml").write_text("---\n- hosts: all\n  roles: [motd, hello]\n")
     result = cli("-C", str(project), "validate")
     assert result.exit_code == 0, result.stderr
+
+
+def test_validate_says_which_images_need_a_version(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROLECAST_VERSION", raising=False)
+    project = make_project(tmp_path / "project")
+    spec = project / "rolecast.yml"
+    spec.write_text(spec.read_text().replace("tags: [latest]", 'tags: [latest, "{{ version }}"]'))
+    result = cli("-C", str(project), "validate")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "note: the tags of toolbox, site use {{ version }}: build, render and push need "
+        "--version (or ROLECAST_VERSION)"
+    ]

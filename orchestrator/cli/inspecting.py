@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,7 +16,7 @@ from ..project import Project
 if TYPE_CHECKING:
     pass
 
-from .app import _checked_project, _fail, _project, app, guarded, out, state
+from .app import _checked_project, _fail, _project, app, err, guarded, out, state
 from .options import ExtraVarsOption, VaultFileOption, VaultIdOption, image_names
 
 
@@ -38,6 +39,22 @@ def validate(
         markup=False,
         highlight=False,
     )
+    versioned = _versioned(project)
+    if versioned and not os.environ.get("ROLECAST_VERSION"):
+        err.print(
+            f"note: the tags of {', '.join(versioned)} use {{{{ version }}}}: build, render "
+            "and push need --version (or ROLECAST_VERSION)",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _versioned(project: Project) -> list[str]:
+    """Images whose tag templates use `{{ version }}`, by spec name."""
+    from ..tagvars import uses_version
+
+    names = [i.spec_name for i in project.images.values() if any(map(uses_version, i.tags))]
+    return list(dict.fromkeys(names))
 
 
 def _image_rows(project: Project) -> list[dict[str, Any]]:

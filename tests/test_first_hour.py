@@ -102,3 +102,20 @@ def test_validate_says_which_images_need_a_version(
         "note: the tags of toolbox, site use {{ version }}: build, render and push need "
         "--version (or ROLECAST_VERSION)"
     ]
+
+
+def test_a_passing_check_is_not_run_again_on_the_same_files(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.checks as checks
+
+    project = make_project(tmp_path / "project")
+    assert cli("-C", str(project), "validate").exit_code == 0
+    runs: list[int] = []
+    monkeypatch.setattr(checks, "_check", lambda *args: runs.append(1))
+    assert cli("-C", str(project), "validate").exit_code == 0
+    assert runs == []  # nothing changed: the last pass stands
+    defaults = project / "roles" / "motd" / "defaults" / "main.yml"
+    defaults.write_text(defaults.read_text() + "motd_extra: yes\n")
+    assert cli("-C", str(project), "validate").exit_code == 0
+    assert runs == [1]

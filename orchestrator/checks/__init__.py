@@ -27,6 +27,7 @@ from .files import (
     vault_problems,
     yaml_problems,
 )
+from .memo import check_key, passed_before, remember_pass
 from .plays import ansible_settings, play_problems
 from .vault import wrong_password_problems
 
@@ -57,9 +58,25 @@ def check_project(
     """Every problem in the files the images read; SpecError lists them all. Vaulted files
     are tried with `vault_arguments`, the build's own vault options, when given."""
     chosen = [project.images[n] for n in images] if images else list(project.images.values())
+    arguments = tuple(vault_arguments)
+    context = (str(vault_given), *arguments, str(git is not None and git.sha is not None))
+    key = check_key(project, chosen, context)
+    if passed_before(project, key):
+        return
+    _check(project, chosen, vault_given, git, arguments)
+    remember_pass(project, key)
+
+
+def _check(
+    project: Project,
+    chosen: list[ResolvedImage],
+    vault_given: bool,
+    git: GitInfo | None,
+    vault_arguments: tuple[str, ...],
+) -> None:
     problems = _tag_problems(project, chosen, git)
     with ansible_settings(project) as loader:
-        problems += _file_problems(loader, project, chosen, vault_given, tuple(vault_arguments))
+        problems += _file_problems(loader, project, chosen, vault_given, vault_arguments)
         seen = {(p.file, p.line) for p in problems}
         checked: set[str] = set()
         for image in chosen:

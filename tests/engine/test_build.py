@@ -310,8 +310,12 @@ def test_inventory_host_and_vaulted_variable(
     assert secret not in vault_file.read_text()
 
     without = rolecast("build", "--plain", "hosted", cwd=edge)
-    assert without.returncode == 1
-    assert "no vault secrets found; pass --vault-password-file or --vault-id" in without.stderr
+    assert without.returncode == 2  # named before any work, not by Ansible mid-build
+    assert without.stderr.splitlines() == [
+        "inventory/group_vars/all/vault.yml:1:1: encrypted with Ansible Vault, and no vault "
+        "password given: pass --vault-password-file FILE or --vault-id LABEL@FILE (or set "
+        "vault_password_file in ansible.cfg)"
+    ]
 
     remove_images(docker_engine, "rolecast-test/hosted:test")
     built = rolecast("build", "--plain", "hosted", "--vault-password-file", str(password), cwd=edge)

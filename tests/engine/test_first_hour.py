@@ -34,12 +34,13 @@ def containers_created(client: Any, since: dt.datetime, project: Path) -> list[s
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
 def test_build_stops_on_bad_input_before_any_container(
-    docker_engine: Any, case: Path, tmp_path: Path
+    docker_engine: Any, cli: Any, case: Path, tmp_path: Path
 ) -> None:
+    """In-process (the command is the same; a case costs no interpreter start)."""
     project = make_project(tmp_path / "project", case)
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    done = rolecast("build", "--plain", cwd=project)
-    assert done.returncode == 2, done.stdout + done.stderr
+    done = cli("-C", str(project), "build", "--plain")
+    assert done.exit_code == 2, done.stdout + done.stderr
     assert done.stderr.splitlines()[-len(expected(case)) :] == expected(case)
     assert containers_created(docker_engine, since, project) == []
 

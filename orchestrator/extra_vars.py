@@ -114,23 +114,16 @@ def _inline(text: str, position: int) -> dict[str, Any]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-class _TaggedLoader(yaml.SafeLoader):
-    """YAML as Ansible reads a vars file: `!vault` and `!unsafe` values are fine."""
-
-
-_TaggedLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def _check_file(path: Path, text: str) -> None:
     """An -e @FILE that ansible-playbook would refuse mid-build: invalid YAML, or not a
     mapping. A vaulted file is Ansible's to decrypt. Messages name lines, never values."""
-    from .yamlsource import marked_problem
+    from .yamlsource import is_vaulted, load_vars, marked_problem
 
     raw = path.read_bytes()
-    if raw.lstrip().startswith(b"$ANSIBLE_VAULT;"):
+    if is_vaulted(raw):
         return
     try:
-        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=_TaggedLoader)
+        data = load_vars(raw)
     except yaml.MarkedYAMLError as exc:
         raise UsageError(f"-e {text}: {marked_problem(text[1:], exc, 'invalid YAML')}") from None
     except yaml.YAMLError:

@@ -21,7 +21,8 @@ import yaml
 
 from .digests import file_digest, value_digest
 from .extra_vars import ExtraVars, FileVars
-from .project.inventory import VarsLoader, load_inventory
+from .project.inventory import load_inventory
+from .yamlsource import is_vaulted, load_vars
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DYNAMIC = re.compile(
@@ -160,11 +161,11 @@ def extra_variables(extra: ExtraVars, root: Path) -> Variables:
 
 def _read_vars_file(path: Path, shown: str, add: Any, opaque: dict[str, str]) -> None:
     raw = path.read_bytes()
-    if raw.lstrip().startswith(b"$ANSIBLE_VAULT"):
+    if is_vaulted(raw):
         opaque[shown] = file_digest(path)
         return
     try:
-        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=VarsLoader)
+        data = load_vars(raw)
     except yaml.YAMLError:
         opaque[shown] = file_digest(path)
         return

@@ -230,3 +230,31 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
         raise SpecError(problems)
     doc.data = _construct(text, node, name)
     return doc
+
+
+# -- Ansible vars files (group_vars, host_vars, -e @FILE) ------------------------------------
+
+VAULT_HEADER = b"$ANSIBLE_VAULT"
+
+
+class VarsLoader(yaml.SafeLoader):
+    """YAML as Ansible writes vars files: `!vault` and `!unsafe` values are kept as text."""
+
+
+def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return f"{node.tag} {loader.construct_scalar(node)}"
+    return f"{node.tag} {node.start_mark}"
+
+
+VarsLoader.add_multi_constructor("!", lambda loader, suffix, node: _tagged(loader, node))
+
+
+def is_vaulted(raw: bytes) -> bool:
+    """A whole file encrypted with Ansible Vault: Ansible's to decrypt, not ours to read."""
+    return raw.lstrip().startswith(VAULT_HEADER)
+
+
+def load_vars(raw: bytes) -> Any:
+    """A vars file's data as Ansible reads it; yaml.YAMLError when it is not YAML."""
+    return yaml.load(raw.decode("utf-8", errors="replace"), Loader=VarsLoader)

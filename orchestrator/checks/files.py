@@ -12,6 +12,7 @@ import jinja2
 
 from ..errors import Problem
 from ..spec import display_path
+from ..yamlsource import is_vaulted as vaulted
 from .origin import ansible_problem
 
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
@@ -23,7 +24,6 @@ YAML_DIRS = {
     "defaults": "role defaults",
     "meta": "role meta",
 }
-VAULT_HEADER = b"$ANSIBLE_VAULT;"
 INLINE_VAULT = re.compile(r"^[^#\n]*:\s*!vault\b", re.M)
 # A template may set its own delimiters on its first line (`#jinja2: variable_start_string: ...`).
 JINJA_HEADER = "#jinja2:"
@@ -35,7 +35,7 @@ _jinja = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrol
 def is_vaulted(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            return handle.read(64).lstrip().startswith(VAULT_HEADER)
+            return vaulted(handle.read(64))
     except OSError:
         return False
 

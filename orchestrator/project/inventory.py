@@ -22,7 +22,7 @@ import yaml
 
 from ..errors import Problem
 from ..spec import display_path
-from ..yamlsource import marked_problem
+from ..yamlsource import is_vaulted, load_vars, marked_problem
 
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
 _PLUGIN = re.compile(r"with '?([\w.]+)'? plugin")
@@ -222,19 +222,6 @@ def failure_problem(failure: ParseFailure, root: Path, named_by: str) -> Problem
 VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
 
 
-class VarsLoader(yaml.SafeLoader):
-    """YAML as Ansible writes vars files: `!vault` and `!unsafe` values are kept as text."""
-
-
-def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return f"{node.tag} {loader.construct_scalar(node)}"
-    return f"{node.tag} {node.start_mark}"
-
-
-VarsLoader.add_multi_constructor("!", lambda loader, suffix, node: _tagged(loader, node))
-
-
 def vars_files(inventory: Path) -> list[Path]:
     """The group_vars and host_vars files beside an inventory, as Ansible finds them."""
     base = inventory if inventory.is_dir() else inventory.parent
@@ -254,11 +241,11 @@ def vars_file_problems(inventory: Path, root: Path) -> list[Problem]:
     problems = []
     for path in vars_files(inventory):
         raw = path.read_bytes()
-        if raw.lstrip().startswith(b"$ANSIBLE_VAULT"):
+        if is_vaulted(raw):
             continue
         shown = display_path(path, root)
         try:
-            data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=VarsLoader)
+            data = load_vars(raw)
         except yaml.MarkedYAMLError as exc:
             problems.append(marked_problem(shown, exc, "invalid YAML in inventory variables"))
             continue

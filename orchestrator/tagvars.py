@@ -43,15 +43,9 @@ def template_problems(text: str) -> list[str]:
     return problems
 
 
-def uses_git(text: str) -> bool:
+def uses(variable: str, text: str) -> bool:
+    """Whether a tag template reads `variable` (`git`, `version`, ...)."""
     try:
-        return "git" in meta.find_undeclared_variables(_env.parse(text))
-    except jinja2.TemplateSyntaxError:
-        return False
-
-
-def uses_version(text: str) -> bool:
-    try:
-        return "version" in meta.find_undeclared_variables(_env.parse(text))
+        return variable in meta.find_undeclared_variables(_env.parse(text))
     except jinja2.TemplateSyntaxError:
         return False

@@ -18,7 +18,7 @@ from ..errors import Problem, SpecError
 from ..project import Project, ResolvedImage
 from ..project.inventory import config_value, vars_files
 from ..tags import GitInfo
-from ..tagvars import uses_git
+from ..tagvars import uses
 from .files import (
     is_vaulted,
     role_yaml_files,
@@ -159,7 +159,7 @@ def _tag_problems(
     places += [(("images", n, "tags"), list(spec.images[n].tags or [])) for n in sorted(names)]
     for loc, templates in places:
         for index, text in enumerate(templates):
-            if uses_git(text):
+            if uses("git", text):
                 problems.append(
                     project.loaded.problem(
                         (*loc, index),

@@ -51,9 +51,11 @@ def validate(
 
 def _versioned(project: Project) -> list[str]:
     """Images whose tag templates use `{{ version }}`, by spec name."""
-    from ..tagvars import uses_version
+    from ..tagvars import uses
 
-    names = [i.spec_name for i in project.images.values() if any(map(uses_version, i.tags))]
+    names = [
+        i.spec_name for i in project.images.values() if any(uses("version", t) for t in i.tags)
+    ]
     return list(dict.fromkeys(names))
 
 

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS builds (
     log TEXT,
     error TEXT,
     pid INTEGER NOT NULL,
-    pushed TEXT NOT NULL DEFAULT '[]'
+    pushed TEXT NOT NULL DEFAULT '[]',
+    phases TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS builds_image ON builds (image, started);
 """
@@ -58,6 +59,7 @@ class Record:
     error: str | None = None
     pid: int = 0
     pushed: list[dict[str, str]] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:
@@ -81,6 +83,7 @@ class Record:
             "error": self.error,
             "pid": self.pid,
             "pushed": self.pushed,
+            "phases": self.phases,
         }
 
 
@@ -113,6 +116,8 @@ class History:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(builds)")}
                 if "pushed" not in columns:  # a database from before pushes were recorded
                     db.execute("ALTER TABLE builds ADD COLUMN pushed TEXT NOT NULL DEFAULT '[]'")
+                if "phases" not in columns:  # ... or before phases were timed
+                    db.execute("ALTER TABLE builds ADD COLUMN phases TEXT NOT NULL DEFAULT '{}'")
         self._ready = True
 
     def start(self, image: str, fingerprint: str, stages_reused: list[str]) -> int:
@@ -157,6 +162,11 @@ class History:
         """The tags a build pushed, each with its digest."""
         with self._connect() as db:
             db.execute("UPDATE builds SET pushed = ? WHERE id = ?", (json.dumps(pushed), record))
+
+    def set_phases(self, record: int, phases: dict[str, float]) -> None:
+        """The seconds the build spent in each phase."""
+        with self._connect() as db:
+            db.execute("UPDATE builds SET phases = ? WHERE id = ?", (json.dumps(phases), record))
 
     def unfinished(self, image: str) -> list[Record]:
         """Records of `image` still `running`: under the image's build lock, builds whose
@@ -225,4 +235,5 @@ def _record(row: sqlite3.Row) -> Record:
         error=row["error"],
         pid=row["pid"],
         pushed=json.loads(row["pushed"]),
+        phases=json.loads(row["phases"]),
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
-from orchestrator.history import History
+from orchestrator.history import SCHEMA, History
 
 
 def _write(root: str, index: int) -> None:
@@ -75,3 +76,14 @@ def test_last_durations_are_of_each_images_newest_successful_build(tmp_path: Pat
                 (result, started, finished, record),
             )
     assert history.last_durations() == {"web": 30.0}
+
+
+def test_a_database_from_before_phase_timings_gets_the_column(tmp_path: Path) -> None:
+    path = tmp_path / ".rolecast" / "history.db"
+    path.parent.mkdir()
+    with closing(sqlite3.connect(path)) as db, db:
+        db.executescript(SCHEMA.replace(",\n    phases TEXT NOT NULL DEFAULT '{}'", ""))
+    history = History(tmp_path)
+    record = history.start("app", "f1", [])
+    history.set_phases(record, {"start": 1.5, "role one": 2.0})
+    assert history.records(["app"])[0].phases == {"start": 1.5, "role one": 2.0}

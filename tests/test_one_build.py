@@ -67,10 +67,14 @@ class FakePacker:
         ((name, source),) = template["source"]["docker"].items()
         self.sources.append(source["image"])
         build = template["build"]
-        prefix = f"    {name}.docker.{name}: "
+        prefix = f"{name}.docker.{name}: "
 
         def say(text: str) -> None:
-            on_line(prefix + text)
+            """As Packer prints: its own steps as `==> BUILD: text`, the rest indented."""
+            if text.startswith("==> "):
+                on_line(f"==> {prefix}{text[4:]}")
+            else:
+                on_line(f"    {prefix}{text}")
 
         run = source["run_command"]
         label = run[run.index("--label") + 1]
@@ -171,6 +175,21 @@ def test_a_new_image_runs_every_stage_and_reads_and_writes_its_state_once(
     assert saved == ["image", "role one", "role two"]
     assert [e.role for e in events if e.phase == "task"] == ["one", "two"]
     assert [t.role for t in ctx.timings] == ["one", "two"]
+    # Where the time went, in the order the build went through it, in report and history.
+    assert list(result.phases) == [
+        "start",
+        "parent",
+        "container",
+        "ansible start",
+        "stage commits",
+        "role one",
+        "role two",
+        "commit",
+        "tag",
+    ]
+    assert all(seconds >= 0 for seconds in result.phases.values())
+    assert result.as_dict()["phases"] == result.phases
+    assert History(project.root).records(["app"])[0].phases == result.phases
 
 
 def test_nothing_changed_keeps_the_image_and_runs_no_packer(

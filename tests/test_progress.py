@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 from rich.console import Console
@@ -17,7 +20,7 @@ from orchestrator.progress import (
     choose,
     clock_text,
 )
-from orchestrator.report import Event, Phase
+from orchestrator.report import Event, Phase, PhaseClock, process_age
 
 COLOUR = re.compile(r"\x1b\[(?:\d+;)*(?:3\d|9\d|38;5;\d+)m")  # a foreground colour
 
@@ -119,3 +122,47 @@ def test_plain_is_progress_plain_and_conflicts_with_another_mode(cli: object) ->
     assert "--plain is --progress plain" in done.output
     done = cli("build", "--plain", "no-such-image")  # type: ignore[operator]
     assert done.exit_code == 2 and "no-such-image" in done.output
+
+
+def test_the_phase_clock_adds_up_each_phase_in_the_order_first_entered() -> None:
+    now = [100.0]
+    clock = PhaseClock(now=lambda: now[0], since=2.0)  # the process started 2 s ago
+
+    def at(seconds: float, event: Event) -> None:
+        now[0] += seconds
+        clock.on_event(event)
+
+    at(1.0, Event("app", Phase.STARTING_CONTAINER))
+    at(0.5, Event("app", Phase.PREPARING))
+    at(3.0, Event("app", Phase.ANSIBLE))
+    at(1.0, Event("app", Phase.TASK, task="Gathering Facts"))
+    at(2.0, Event("app", Phase.TASK, role="nginx", task="Install nginx"))
+    at(4.0, Event("app", Phase.SAVING_STAGE, "role nginx"))
+    at(1.0, Event("app", Phase.TASK, role="nginx", task="restart nginx"))
+    at(0.5, Event("app", Phase.NOTE, "not a phase"))
+    at(0.5, Event("app", Phase.CLEANING_UP))
+    now[0] += 2.0
+    assert clock.stop() == {
+        "start": 3.0,
+        "container": 0.5,
+        "bootstrap": 3.0,
+        "ansible start": 1.0,
+        "facts": 2.0,
+        "role nginx": 5.0,
+        "stage commits": 1.0,
+        "clean-up": 2.0,
+    }
+
+
+def test_the_process_age_counts_from_the_interpreters_own_start() -> None:
+    before = time.monotonic()
+    said = subprocess.run(
+        [sys.executable, "-c", "from orchestrator.report import process_age; print(process_age())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lived = time.monotonic() - before
+    # It includes the interpreter's start and its imports, and the kernel counts in ticks.
+    assert 0.01 <= float(said) <= lived + 0.02
+    assert process_age() > float(said)  # this process has lived longer

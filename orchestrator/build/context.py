@@ -13,7 +13,7 @@ from ..engines import Engine
 from ..history import History
 from ..locks import ProjectLock
 from ..project import Project
-from ..report import Event, OnEvent, Phase, TaskTiming
+from ..report import Event, OnEvent, Phase, PhaseClock, TaskTiming, process_age
 from ..tags import TagRules
 
 STATE_DIR = ".rolecast"
@@ -49,6 +49,7 @@ class Context:
     timings: list[TaskTiming] = field(default_factory=list)
     bases_done: set[str] = field(default_factory=set)
     bases_lock: threading.Lock = field(default_factory=threading.Lock)
+    clocks: dict[str, PhaseClock] = field(default_factory=dict)  # by image, as it builds
 
     @cached_property
     def root(self) -> Path:
@@ -81,7 +82,16 @@ class Context:
         return self.project.identity
 
     def emit(self, image: str, phase: str, message: str = "", **extra: Any) -> None:
-        self.on_event(Event(image=image, phase=phase, message=message, **extra))
+        event = Event(image=image, phase=phase, message=message, **extra)
+        clock = self.clocks.get(image)
+        if clock is not None:
+            clock.on_event(event)
+        self.on_event(event)
+
+    def clock(self, image: str) -> PhaseClock:
+        """The phase timings of an image's build, from the process's start."""
+        self.clocks[image] = PhaseClock(since=process_age())
+        return self.clocks[image]
 
     def lock(self, name: str, what: str, image: str) -> ProjectLock:
         """A lock of this project (an image, a base, the requirements), given up on Ctrl-C."""

@@ -14,7 +14,7 @@ from ..fingerprint import Manifest
 from ..plan import ImagePlan, assess
 from ..project import ResolvedImage
 from ..publish import publish_image
-from ..report import ImageResult, Outcome, Phase
+from ..report import PARENT, PUSH, START, ImageResult, Outcome, Phase
 from ..state import LastBuild
 from . import stages
 from .context import Context
@@ -29,16 +29,24 @@ def build_image(ctx: Context, name: str, parent_built: ImageResult | None) -> Im
     """One image, while holding its lock: what a killed build of it left is cleaned up
     first; fresh images are kept; others resume from their deepest cached stage."""
     image = ctx.project.images[name]
+    clock = ctx.clock(name)
     with image_lock(ctx, image) as lock:
         held = Held(lock.fd, tuple(recover(ctx, image)))
         last = LastBuild.read(ctx.project, image)
+        clock.enter(PARENT)
         parent = ensure_parent(ctx, image, parent_built)
+        clock.enter(START)
         forced = ctx.forced(name, image.spec_name)
         planned, manifest = plan(ctx, image, parent, last, forced)
         if planned.fresh and not forced:
-            return keep_fresh(ctx, image, manifest, last, held.recovered)
-        ctx.emit(name, Phase.PLANNED, f"{planned.status}: {planned.reason}")
-        return build_stale(ctx, image, manifest, planned, parent, last, held)
+            result = keep_fresh(ctx, image, manifest, last, held.recovered)
+        else:
+            ctx.emit(name, Phase.PLANNED, f"{planned.status}: {planned.reason}")
+            result = build_stale(ctx, image, manifest, planned, parent, last, held)
+        result.phases = clock.stop()
+        if result.record is not None:
+            ctx.history.set_phases(result.record, result.phases)
+        return result
 
 
 def plan(
@@ -80,6 +88,7 @@ def keep_fresh(
         fingerprint=manifest.fingerprint,
         stages_reused=names,
         pushed=pushed,
+        record=record,
     )
 
 
@@ -125,6 +134,7 @@ def build_stale(
     result = result_of(ctx, image, manifest, start, inputs, packer, held, started)
     record_build(ctx, image, manifest, last, inputs, result)
     finish(Outcome.BUILT, image_id=result.image_id)
+    result.record = record
     result.pushed = push(ctx, image, manifest, record)
     ctx.emit(
         image.name, Phase.DONE, f"{(result.image_id or '')[7:19] or '?'} {' '.join(result.tags)}"
@@ -191,6 +201,7 @@ def push(
     """Push the image's tags when asked (--push, `push: true`); moving tags last."""
     if not (ctx.options.push or image.spec.push):
         return []
+    ctx.clocks[image.name].enter(PUSH)
     pushed = publish_image(ctx.engine, image, ctx.rules, manifest.fingerprint, ctx.on_event)
     if pushed:
         ctx.history.set_pushed(record, pushed)

@@ -105,6 +105,16 @@ INIT_DIR = "/usr/local/lib/rolecast"
 INIT_COMMAND = "/usr/local/sbin/rolecast-init"
 
 
+# The build container's command. As PID 1 it must reap what a service leaves when it
+# daemonizes and later exits: a shell waiting on its terminal never does, and a stop
+# command that waits for the daemon's PID to vanish (`start-stop-daemon --retry`) then waits
+# out its whole schedule on the zombie. The shell's `wait` reaps every child, orphans
+# included; its sleep carries KEEP_ALIVE_MARK, so the service manager knows it is no
+# service. (`docker run --init` would reap too, but commits an empty /usr/sbin/docker-init.)
+KEEP_ALIVE_MARK = "ROLECAST_KEEP_ALIVE=1"
+KEEP_ALIVE = f"while :; do {KEEP_ALIVE_MARK} sleep 3600 & wait $!; done"
+
+
 def uploads_service_tools(services: Services, config: ImageConfig) -> bool:
     """Whether the build uploads the service manager: to run services, or to keep it as
     the image's PID 1."""

@@ -16,6 +16,7 @@ from . import packer_output
 from .names import apt_volumes, container_name
 from .provision import (
     INIT_COMMAND,
+    KEEP_ALIVE,
     SERVICES_COMMAND,
     TOOLS_DIR,
     bootstrap_script,
@@ -141,7 +142,8 @@ def changes(config: ImageConfig, parent: ParentConfig, labels: dict[str, str]) -
 
 
 def run_command(inp: RenderInput) -> list[str]:
-    """`docker run` arguments: a shell that waits, labelled so Rolecast can always find it."""
+    """`docker run` arguments: a shell that waits and reaps (KEEP_ALIVE), labelled so
+    Rolecast can always find it."""
     config_entrypoint = entrypoint_of(inp.config, inp.parent_config)
     argv = ["-d", "-i", "-t"]
     _, as_root = _effective_user(inp.config, inp.parent_config)
@@ -175,7 +177,7 @@ def run_command(inp: RenderInput) -> list[str]:
     ]
     if not config_entrypoint:
         argv.append("/bin/sh")
-    return argv
+    return [*argv, "-c", KEEP_ALIVE]
 
 
 def ansible_env(inp: RenderInput) -> list[str]:

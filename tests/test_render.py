@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from orchestrator import provision, render
+from orchestrator.provision import KEEP_ALIVE
 from orchestrator.render import ParentConfig, RenderInput
 from orchestrator.spec import ImageConfig
 
@@ -61,6 +62,8 @@ def test_template_for_packer_1_6() -> None:
         "--",
         "{{.Image}}",
         "/bin/sh",
+        "-c",
+        KEEP_ALIVE,
     ]
     assert source["changes"] == [
         'CMD ["/bin/bash"]',
@@ -175,7 +178,7 @@ def test_entrypoint_and_cmd_are_inherited_explicitly() -> None:
     inp = make_input(parent_config=parent)
     run = render.run_command(inp)
     assert "--entrypoint=/bin/sh" in run
-    assert run[-1] == "{{.Image}}"
+    assert run[-3:] == ["{{.Image}}", "-c", KEEP_ALIVE]
 
 
 def test_a_new_entrypoint_drops_the_inherited_cmd() -> None:

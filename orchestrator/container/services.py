@@ -50,6 +50,7 @@ WITH_VALUE = {
 }  # fmt: skip
 RUNTIME_TREES = ("/run", "/tmp", "/var/tmp")
 SOCKET = 0o140000
+KEEP_ALIVE_MARK = b"ROLECAST_KEEP_ALIVE=1"  # provision.KEEP_ALIVE_MARK: this file runs alone
 
 
 def unit_name(word: str) -> str:
@@ -175,8 +176,17 @@ def left_below_init() -> dict[int, str]:
     return {
         pid: info[2]
         for pid, info in table.items()
-        if pid != 1 and info[1] not in ("Z", "X") and under_init(pid)
+        if pid != 1 and info[1] not in ("Z", "X") and under_init(pid) and not keeps_alive(pid)
     }
+
+
+def keeps_alive(pid: int) -> bool:
+    """The sleep of the build container's command (it reaps orphans as PID 1): no service."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return KEEP_ALIVE_MARK in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def alive(pid: int) -> bool:

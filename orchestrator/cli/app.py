@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from ..errors import ExitCode, Problem, RolecastError, SpecError
-from ..project import Project, load_project
 
 if TYPE_CHECKING:
-    pass
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..project import Project
 
 app = typer.Typer(
     add_completion=True,
@@ -30,6 +32,8 @@ app = typer.Typer(
 def console(stderr: bool = False, terminal: bool | None = None) -> Console:
     """A console for stdout or stderr; `terminal` True forces a terminal's live output
     (`--progress tty`). Colour follows rich's rules: none with NO_COLOR set (to anything)."""
+    from rich.console import Console
+
     is_tty = (sys.stderr if stderr else sys.stdout).isatty()
     # A pipeline's log is not 80 columns wide: tables keep whole image names there.
     return Console(
@@ -40,8 +44,34 @@ def console(stderr: bool = False, terminal: bool | None = None) -> Console:
     )
 
 
-out = console()
-err = console(stderr=True)
+class LazyConsole:
+    """A console made on first use: `rolecast --help` and the commands that print
+    nothing do not load rich."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    @cached_property
+    def console(self) -> Console:
+        return console(stderr=self.stderr)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+
+out = LazyConsole()
+err = LazyConsole(stderr=True)
+
+
+def table(columns: Iterable[str], **column_options: Any) -> Table:
+    """A listing's table: no borders, bold headings."""
+    from rich.table import Table
+
+    listing = Table(box=None, header_style="bold")
+    for column in columns:
+        listing.add_column(column, **column_options)
+    return listing
+
 
 T = TypeVar("T")
 
@@ -79,6 +109,7 @@ def guarded(fn: Callable[[], T]) -> T:
 def _project(extra_vars: list[str] | None = None) -> Project:
     """The project, with the -e of this run (in its fingerprints and builds)."""
     from ..extra_vars import parse_extra_vars
+    from ..project import load_project
 
     def load() -> Project:
         extra = parse_extra_vars(extra_vars or [])

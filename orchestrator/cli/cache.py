@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
-from .app import _project, app, guarded, out, table
+from .app import Commands, _project, app, guarded, out, table
 from .options import ExtraVarsOption
 
 cache_app = typer.Typer(
+    cls=Commands,
     help="The stage cache: one image per role stage, rolecast-cache/PROJECT/IMAGE:FINGERPRINT.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(cache_app, name="cache")
 

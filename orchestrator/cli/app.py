@@ -205,7 +205,7 @@ def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
     """-C, else (without -f) the nearest directory upward holding rolecast.yml, else here."""
     if directory is not None or file is not None:
         return directory or Path("."), False
-    from ..spec import find_project_root
+    from ..specfile import find_project_root
 
     found = find_project_root(Path.cwd())
     if found is None or found == Path.cwd().resolve():
@@ -307,7 +307,7 @@ def main_options(
         named = _named(ctx, "directory", "-C ")
         err.print(f"{named}{directory}: no such directory", markup=False)
         raise typer.Exit(ExitCode.INVALID_INPUT)
-    from ..publish import take_credentials
+    from ..credentials import take_credentials
 
     take_credentials()  # registry credentials leave the environment children inherit
     state.root, state.found_upward = _root(directory, file)

@@ -10,12 +10,12 @@ of Rolecast's or a log line.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import engines
+from .credentials import credentials as credentials  # build.stages takes it from here
 from .engines import Engine, EngineError
 from .errors import BuildFailedError, RolecastError
 from .project import Project, ResolvedImage
@@ -48,29 +48,6 @@ def registry_of(repository: str) -> str:
     if "/" in repository and names_a_host(first):
         return first
     return "docker.io"
-
-
-ENV_USERNAME = "ROLECAST_REGISTRY_USERNAME"
-ENV_PASSWORD = "ROLECAST_REGISTRY_PASSWORD"
-_TAKEN: dict[str, str] = {}
-
-
-def take_credentials() -> None:
-    """Move ROLECAST_REGISTRY_USERNAME/PASSWORD from the environment into this process's
-    memory: no program Rolecast starts (Packer, Ansible, gates, docker) inherits them."""
-    for key in ENV_USERNAME, ENV_PASSWORD:
-        value = os.environ.pop(key, None)
-        if value is not None:
-            _TAKEN[key] = value
-
-
-def credentials() -> dict[str, str] | None:
-    """Credentials from the environment, or None for the Docker config's."""
-    username = _TAKEN.get(ENV_USERNAME) or os.environ.get(ENV_USERNAME)
-    password = _TAKEN.get(ENV_PASSWORD) or os.environ.get(ENV_PASSWORD)
-    if username and password:
-        return {"username": username, "password": password}
-    return None
 
 
 def _is_auth_error(message: str) -> bool:

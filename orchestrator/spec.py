@@ -22,10 +22,10 @@ from pydantic import (
 )
 
 from .errors import Problem, SpecError
+from .specfile import find_spec_file
 from .yamlsource import Loc, YamlDocument, format_path, load_yaml
 
 SPEC_VERSION = 1
-DEFAULT_SPEC_FILE = "rolecast.yml"
 
 Connection = Literal["auto", "mitogen", "docker", "proxy"]
 # `role`: one cached layer per listed role; `single`: the roles run as one stage.
@@ -482,21 +482,6 @@ def parse_spec(doc: YamlDocument) -> Spec:
                 problems.append(problem)
         problems.sort(key=lambda p: (p.line or 0, p.column or 0))
         raise SpecError(problems) from None
-
-
-def find_project_root(start: Path) -> Path | None:
-    """The nearest directory, from `start` upward, holding rolecast.yml (as git finds .git)."""
-    here = start.resolve()
-    for directory in (here, *here.parents):
-        if (directory / DEFAULT_SPEC_FILE).is_file():
-            return directory
-    return None
-
-
-def find_spec_file(root: Path, file: Path | None) -> Path:
-    if file is not None:
-        return file if file.is_absolute() else root / file
-    return root / DEFAULT_SPEC_FILE
 
 
 def load_spec(root: Path, file: Path | None = None) -> LoadedSpec:

@@ -9,7 +9,7 @@ import yaml
 
 from .errors import UsageError
 from .project.inventory import config_paths, config_value
-from .spec import DEFAULT_SPEC_FILE
+from .specfile import DEFAULT_SPEC_FILE
 
 
 def _dependencies(role_dir: Path) -> set[str]:

@@ -17,7 +17,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 # Bottom to top: a module may import its own layer and the layers below it.
 LAYERS = [
     {"", "errors", "digests", "names", "report", "yamlsource", "guard", "runner", "locks",
-     "extra_vars", "history", "logs", "packer_output", "container", "container.services"},
+     "credentials", "specfile", "extra_vars", "history", "logs", "packer_output", "container",
+     "container.services"},
     {"spec", "tagvars", "engines", "engines.address", "engines.interface", "engines.docker"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
      "project.resolver"},

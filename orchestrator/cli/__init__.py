@@ -17,4 +17,7 @@ def main() -> None:
 
     from .arguments import hoist_global_options
 
-    app(args=hoist_global_options(sys.argv[1:], typer.main.get_command(app)), prog_name="rolecast")
+    # Built once (`app(...)` would build it again): the same command, without typer's
+    # exception hook, which only prints tracebacks prettily and those are off.
+    command = typer.main.get_command(app)
+    command(args=hoist_global_options(sys.argv[1:], command), prog_name="rolecast")

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import InterruptedBuildError, RolecastError
-from ..project import Project
 
 if TYPE_CHECKING:
     from ..progress import Display
+    from ..project import Project
     from ..tags import TagRules
 
 from .app import _checked_project, _fail, _project, app, console, err, guarded, out
@@ -167,7 +167,7 @@ def _display(mode: ProgressMode, as_json: bool, estimates: dict[str, float]) -> 
     from ..progress import choose
 
     to_stderr = as_json or mode == ProgressMode.QUIET
-    shown = err if to_stderr else out
+    shown = (err if to_stderr else out).console
     if mode == ProgressMode.TTY:
         shown = console(stderr=to_stderr, terminal=True)
     return choose(mode, shown, estimates)

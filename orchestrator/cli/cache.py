@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
-if TYPE_CHECKING:
-    pass
-
-from .app import _project, app, guarded, out
+from .app import Commands, _project, app, guarded, out, table
 from .options import ExtraVarsOption
 
 cache_app = typer.Typer(
+    cls=Commands,
     help="The stage cache: one image per role stage, rolecast-cache/PROJECT/IMAGE:FINGERPRINT.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(cache_app, name="cache")
 
@@ -39,15 +37,13 @@ def cache_ls(
         typer.echo(json.dumps([s.as_dict() for s in stages], indent=2))
         return
     now = dt.datetime.now(dt.UTC)
-    table = Table(box=None, header_style="bold")
-    for column in ("IMAGE", "STAGE", "FINGERPRINT", "SIZE", "AGE", "CURRENT"):
-        table.add_column(column)
+    listing = table(("IMAGE", "STAGE", "FINGERPRINT", "SIZE", "AGE", "CURRENT"))
     for s in stages:
         age = now - s.created
         age_text = (
             f"{age.days}d" if age.days else f"{age.seconds // 3600}h{age.seconds // 60 % 60:02d}m"
         )
-        table.add_row(
+        listing.add_row(
             s.image,
             s.stage,
             s.reference.rsplit(":", 1)[1][:12],
@@ -55,7 +51,7 @@ def cache_ls(
             age_text,
             "yes" if s.current else "",
         )
-    out.print(table)
+    out.print(listing)
 
 
 @cache_app.command("prune")

@@ -9,14 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-
-from ..project import Project
 
 if TYPE_CHECKING:
-    pass
+    from ..project import Project
 
-from .app import _checked_project, _fail, _project, app, err, guarded, out, state
+from .app import _checked_project, _fail, _project, app, err, guarded, out, state, table
 from .options import ExtraVarsOption, VaultFileOption, VaultIdOption, image_names
 
 
@@ -94,13 +91,11 @@ def list_images(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("IMAGE", "FROM", "ROLES", "TAGS"):
-        table.add_column(column)
+    listing = table(("IMAGE", "FROM", "ROLES", "TAGS"))
     for row in rows:
         roles = ", ".join(row["roles"]) or (row["playbook"] or "-")
-        table.add_row(row["name"], row["from"], roles, " ".join(row["tags"]))
-    out.print(table)
+        listing.add_row(row["name"], row["from"], roles, " ".join(row["tags"]))
+    out.print(listing)
 
 
 @app.command()
@@ -167,13 +162,11 @@ def plan_command(
     elif output_format == "dot":
         typer.echo(graph.dot(project, plans), nl=False)
     else:
-        table = Table(box=None, header_style="bold")
-        for column in ("IMAGE", "STATUS", "FIRST STAGE", "WHY"):
-            table.add_column(column)
+        listing = table(("IMAGE", "STATUS", "FIRST STAGE", "WHY"))
         for item in plans:
             why = "\n".join(item.changes) if explain and item.changes else item.reason
-            table.add_row(item.name, item.status, item.first_stage or "-", why)
-        out.print(table)
+            listing.add_row(item.name, item.status, item.first_stage or "-", why)
+        out.print(listing)
 
 
 def _recorded_names(project: Project, names: list[str]) -> list[str]:
@@ -209,11 +202,9 @@ def history_command(
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in records], indent=2))
         return
-    table = Table(box=None, header_style="bold")
     columns = ["ID", "IMAGE", "STARTED", "DURATION", "RESULT", "RAN", "REUSED", "IMAGE ID"]
     errors = any(r.error for r in records)
-    for column in columns + (["ERROR"] if errors else []):
-        table.add_column(column, overflow="fold")
+    listing = table(columns + (["ERROR"] if errors else []), overflow="fold")
     for r in records:
         started = dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         row = [
@@ -230,8 +221,8 @@ def history_command(
             # The image has its column, the log its command (`rolecast logs`).
             error = re.sub(r"; log: \S+", "", (r.error or "").removeprefix(f"image {r.image}: "))
             row.append(error or "-")
-        table.add_row(*row)
-    out.print(table)
+        listing.add_row(*row)
+    out.print(listing)
 
 
 @app.command("logs")

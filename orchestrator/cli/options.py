@@ -176,7 +176,8 @@ ExtraVarsOption = Annotated[
 def image_names(incomplete: str) -> list[str]:
     """Shell completion of IMAGE: the images (and variants) of the spec found upward."""
     from ..errors import RolecastError
-    from ..spec import find_project_root, load_spec
+    from ..spec import load_spec
+    from ..specfile import find_project_root
 
     root = find_project_root(Path.cwd())
     if root is None:

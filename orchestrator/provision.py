@@ -224,11 +224,64 @@ ROLECAST_SHIM
 fi"""
 
 
-def bootstrap_script(services: Services = "run") -> list[str]:
-    """Install what Ansible needs (python3; python3-apt for the apt module), and say so;
-    then what stands in for a VM: sudo, and the service manager of `services`."""
+# With the apt cache volumes (`cleanup: true`, the default), python3-apt is never
+# installed: its package, from the image's own archive, is unpacked once on the cache
+# volume (per apt, python and architecture) and found through a .pth file that the
+# clean-up removes. Nothing to purge, nothing in dpkg's database or logs.
+APT_HELPERS = "/var/cache/apt/rolecast"
+PYTHON_APT_RECORD = f"{RECORDS_DIR}/python-apt"  # the .pth file to remove
+LISTS_STAMP = f"{APT_HELPERS}/lists-updated"
+LISTS_MAX_AGE_MINUTES = 60  # apt's lists are fetched again when older (as cache_valid_time)
+
+_FRESH_LISTS = f"""fresh_lists() {{
+  # apt's lists, as fresh as a VM's: fetched when missing or older than an hour
+  if ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 && [ -f {LISTS_STAMP} ] &&
+    [ -z "$(find {LISTS_STAMP} -mmin +{LISTS_MAX_AGE_MINUTES})" ]; then
+    return 0
+  fi
+  if DEBIAN_FRONTEND=noninteractive apt-get update -qq; then
+    mkdir -p {APT_HELPERS} && touch {LISTS_STAMP}
+  else
+    echo "rolecast: apt-get update failed; roles that install packages will fail" >&2
+  fi
+}}"""
+
+_PYTHON_APT_CACHED = f"""python_apt_cached() {{
+  key=$(apt-get --version | head -n 1 | cut -d' ' -f2)-$(python3 -c \
+    'import sys; print("%d.%d" % sys.version_info[:2])')-$(dpkg --print-architecture)
+  dir={APT_HELPERS}/python3-apt-$key
+  if [ ! -d "$dir" ]; then
+    fresh_lists
+    mkdir -p {APT_HELPERS}
+    unpack=$(mktemp -d {APT_HELPERS}/.unpack.XXXXXX)
+    if (cd "$unpack" && apt-get download -qq -o APT::Sandbox::User=root python3-apt \
+      >/dev/null 2>&1 && dpkg-deb -x python3-apt_*.deb root); then
+      mv "$unpack/root" "$dir"
+    fi
+    rm -rf "$unpack"
+  fi
+  [ -d "$dir" ] || return 1
+  site=$(python3 -c 'import os, site
+print(next(p for p in site.getsitepackages() if os.path.isdir(p)))') || return 1
+  echo "$dir/usr/lib/python3/dist-packages" > "$site/rolecast-python3-apt.pth"
+  echo "$site/rolecast-python3-apt.pth" > {PYTHON_APT_RECORD}
+  if python3 -c 'import apt, apt_pkg; apt_pkg.init()' >/dev/null 2>&1; then return 0; fi
+  rm -f "$site/rolecast-python3-apt.pth" {PYTHON_APT_RECORD}
+  return 1
+}}"""
+
+
+def bootstrap_script(services: Services = "run", apt_cache: bool = False) -> list[str]:
+    """Make ready what Ansible needs (python3; python3-apt for the apt module), and say
+    so; then what stands in for a VM: sudo, and the service manager of `services`.
+    With `apt_cache`, python3-apt comes unpacked from the cache volume, else installed
+    (and purged by the clean-up)."""
+    cached = apt_cache
+    from_cache = "python_apt_cached" if cached else "false"
     script = f"""
 set -e
+{_FRESH_LISTS if cached else ""}
+{_PYTHON_APT_CACHED if cached else ""}
 if [ -f {BOOTSTRAP_RECORD} ]; then
   echo "rolecast: resuming from a cached stage"{_resume_services(services)}
   if command -v apt-get >/dev/null 2>&1 && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1
@@ -237,13 +290,22 @@ if [ -f {BOOTSTRAP_RECORD} ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
       echo "rolecast: apt-get update failed; roles that install packages will fail" >&2
   fi
+  if command -v apt-get >/dev/null 2>&1 && ! python3 -c 'import apt' >/dev/null 2>&1; then
+    # the stage's python3-apt was on a cache volume since removed: unpacked again
+    {from_cache} || echo "rolecast: python3-apt is missing; roles that use apt will fail" >&2
+  fi
   exit 0
 fi
 mkdir -p {RECORDS_DIR}
 need=""
 if command -v apt-get >/dev/null 2>&1; then
   command -v python3 >/dev/null 2>&1 || need="python3"
-  python3 -c 'import apt' >/dev/null 2>&1 || need="$need python3-apt"
+  {"fresh_lists" if cached else ""}
+  if [ -z "$need" ] && ! python3 -c 'import apt' >/dev/null 2>&1 && ! {from_cache}; then
+    need="python3-apt"
+  elif [ -n "$need" ]; then
+    need="$need python3-apt"
+  fi
   if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     if ! {{ apt-get update -qq &&
@@ -272,7 +334,7 @@ mkdir -p /usr/local/sbin
 {_service_manager(services)}
 echo "$shims" > {SHIMS_RECORD}
 """
-    return script.strip().splitlines()
+    return [line for line in script.strip().splitlines() if line.strip()]
 
 
 def stop_services_script() -> list[str]:
@@ -328,6 +390,7 @@ def cleanup_script(
             "fi",
         ]
     lines += [
+        f'if [ -s {PYTHON_APT_RECORD} ]; then rm -f "$(cat {PYTHON_APT_RECORD})"; fi',
         *remove_shims(SHIMS_RECORD),
         f"rm -rf {TOOLS_DIR}",
         f"if [ -s {SERVICES_RECORD} ]; then",

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .digests import digest, file_digest, value_digest
+from .names import host_alias
 from .project import Project, ResolvedImage, Role
 from .provision import service_manager_version, service_tools
 from .spec import RoleRef
@@ -100,6 +101,22 @@ def _service_manager(services: str) -> list[str]:
     return [service_manager_version(), file_digest(service_tools()["services.py"])]
 
 
+# Variables whose value is the build host's inventory name (`rolecast-IMAGE`), or holds
+# it: a role that reads one writes something of its image's own, and its stage is never
+# the same as another image's. (Others' stages of equal fingerprints are shared.)
+HOST_NAME_WORDS = frozenset(
+    {
+        "inventory_hostname",
+        "inventory_hostname_short",
+        "ansible_play_hosts",
+        "ansible_play_hosts_all",
+        "ansible_play_batch",
+        "play_hosts",
+        "ansible_play_name",
+    }
+)
+
+
 def stage_roles(image: ResolvedImage) -> list[tuple[RoleRef, list[Role]]]:
     """The image's listed roles, each with the meta dependencies it is first to bring."""
     closure = list(image.role_closure)
@@ -149,11 +166,12 @@ def image_manifest(project: Project, image: ResolvedImage, parent_id: str) -> Ma
     def var_inputs(words: frozenset[str], dynamic: bool) -> dict[str, str]:
         return {f"{d.source}: {d.name}": d.digest for d in every.read_by(words, dynamic)}
 
+    host_name = value_digest(host_alias(image.host, image.slug))
     named: list[tuple[str, dict[str, str]]] = [("image", settings)]
     if image.playbook is not None:
         # A playbook may include anything beside it: its directory is its input.
         files = tree_inputs(image.playbook.parent, root)
-        inputs = files | var_inputs(frozenset(), True)
+        inputs = files | var_inputs(frozenset(), True) | {"host name": host_name}
         named.append((f"playbook {_rel(image.playbook, root)}", inputs))
     for ref, roles in stage_roles(image):
         inputs = {}
@@ -169,6 +187,8 @@ def image_manifest(project: Project, image: ResolvedImage, parent_id: str) -> Ma
         words, dynamic = text_words(paths)
         if ref.vars:
             words |= frozenset(WORD.findall(json.dumps(ref.vars, default=str)))
+        if dynamic or words & HOST_NAME_WORDS:
+            inputs["host name"] = host_name
         named.append((f"role {ref.role}", inputs | var_inputs(words, dynamic)))
     named.append(
         (

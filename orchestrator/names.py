@@ -18,6 +18,12 @@ CACHE_REPOSITORY = "rolecast-cache"
 CANDIDATE_REPOSITORY = "rolecast-candidate"
 CONTAINER_PREFIX = "rolecast-"
 APT_VOLUME_PREFIX = "rolecast-apt-"
+HOST_ALIAS_PREFIX = "rolecast-"  # the build host's inventory name: rolecast-IMAGE
+
+
+def host_alias(host: str | None, slug: str) -> str:
+    """The build host's inventory name: the spec's `host`, or one of the image's own."""
+    return host or HOST_ALIAS_PREFIX + slug
 
 
 def project_identity(root: Path) -> str:
@@ -43,6 +49,11 @@ def stage_repository(identity: str, slug: str) -> str:
 def stage_tag(identity: str, slug: str, fingerprint: str) -> str:
     """The local image of one stage: `rolecast-cache/IDENTITY/IMAGE:FINGERPRINT`."""
     return f"{stage_repository(identity, slug)}:{fingerprint[:32]}"
+
+
+def stage_fingerprint(tag: str) -> str:
+    """The fingerprint part (32 hex digits) of a stage's tag."""
+    return tag.rpartition(":")[2]
 
 
 def stage_prefix(identity: str) -> str:

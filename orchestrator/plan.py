@@ -7,7 +7,7 @@ from typing import Any
 
 from .engines import Engine
 from .fingerprint import Manifest, all_changes, image_manifest
-from .names import stage_tag
+from .names import stage_fingerprint, stage_prefix, stage_tag
 from .project import Project, ResolvedImage
 from .state import LastBuild
 
@@ -40,14 +40,30 @@ class ImagePlan:
 
 
 def cached_start(engine: Engine, project: Project, image: ResolvedImage, manifest: Manifest) -> int:
-    """The index of the deepest stage of this project whose cache image exists, or -1."""
+    """The index of the deepest stage this project has cached, the image's own or another
+    image's of the same fingerprint (the same parent, roles and inputs), or -1."""
     if not image.layered:
         return -1
+    others: dict[str, str] | None = None
     for index in reversed(range(len(manifest.stages) - 1)):  # the commit stage is not cached
-        tag = stage_tag(project.identity, image.slug, manifest.stages[index].fingerprint)
-        if engine.image(tag) is not None:
+        fingerprint = manifest.stages[index].fingerprint
+        if engine.image(stage_tag(project.identity, image.slug, fingerprint)) is not None:
+            return index
+        others = project_stages(engine, project) if others is None else others
+        if fingerprint[:32] in others:
             return index
     return -1
+
+
+def project_stages(engine: Engine, project: Project) -> dict[str, str]:
+    """Every stage this project has cached, by fingerprint: {fingerprint: tag}."""
+    prefix = stage_prefix(project.identity)
+    return {
+        stage_fingerprint(tag): tag
+        for found in engine.images()
+        for tag in found.tags
+        if tag.startswith(prefix)
+    }
 
 
 def parent_words(image: ResolvedImage) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import packer_output
-from .names import apt_volumes, container_name
+from .names import HOST_ALIAS_PREFIX, apt_volumes, container_name
 from .provision import (
     INIT_COMMAND,
     KEEP_ALIVE,
@@ -27,7 +27,6 @@ from .spec import ImageConfig, Services
 
 ConnectionKind = Literal["mitogen", "docker", "proxy"]
 
-HOST_ALIAS_PREFIX = "rolecast-"
 # Packer bind-mounts its scratch directory into the build container. Mounting it over an
 # existing, empty directory leaves nothing in the committed image (a new /packer-files
 # mount point would be committed as an empty directory).
@@ -293,7 +292,12 @@ def template(inp: RenderInput) -> dict[str, Any]:
         "sources": [f"source.docker.{inp.name}"],
         "provisioner": [
             *tools,
-            {"shell": {"inline": _hcl(bootstrap_script(inp.services)), **shell_common}},
+            {
+                "shell": {
+                    "inline": _hcl(bootstrap_script(inp.services, inp.apt_cache)),
+                    **shell_common,
+                }
+            },
             *([{"ansible": ansible}] if inp.run_ansible else []),
             {"shell": {"inline": _hcl(cleanup), **shell_common}},
         ],

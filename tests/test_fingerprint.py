@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orchestrator.fingerprint import Manifest, Stage, first_change, tree_inputs
+from orchestrator.fingerprint import Manifest, Stage, first_change, image_manifest, tree_inputs
+from orchestrator.project import load_project
 
 
 def test_tree_inputs_hash_content_and_mode_not_mtime(tmp_path: Path) -> None:
@@ -92,3 +93,40 @@ def test_all_changes_lists_every_change_in_build_order() -> None:
         "role nginx moved to another place in the order",
         "role common moved to another place in the order",
     ]
+
+
+SHARED_SPEC = """\
+version: 1
+images:
+  one:
+    from: example/base:1
+    roles: [common, motd, own]
+  two:
+    from: example/base:1
+    roles: [common, motd, other]
+"""
+
+
+def test_images_with_the_same_first_roles_have_the_same_stages_but_for_their_host_name(
+    tmp_path: Path,
+) -> None:
+    """Equal stages are shared between images; a role that writes the build host's name
+    (`rolecast-IMAGE`) makes its stage, and those after it, the image's own."""
+    tasks = {
+        "common": "- ansible.builtin.copy: {content: base, dest: /etc/base}\n",
+        "motd": "- ansible.builtin.copy: {content: '{{ inventory_hostname }}', dest: /etc/motd}\n",
+        "own": "- ansible.builtin.debug: {msg: own}\n",
+        "other": "- ansible.builtin.debug: {msg: other}\n",
+    }
+    for role, text in tasks.items():
+        (tmp_path / "roles" / role / "tasks").mkdir(parents=True)
+        (tmp_path / "roles" / role / "tasks" / "main.yml").write_text(text)
+    (tmp_path / "rolecast.yml").write_text(SHARED_SPEC)
+    project = load_project(tmp_path)
+    one, two = (image_manifest(project, project.images[n], "sha256:parent") for n in ("one", "two"))
+    names = [s.name for s in one.stages]
+    assert names == ["image", "role common", "role motd", "role own", "commit"]
+    assert one.stages[0].fingerprint == two.stages[0].fingerprint
+    assert one.stages[1].fingerprint == two.stages[1].fingerprint
+    assert "host name" in one.stages[2].inputs and "host name" not in one.stages[1].inputs
+    assert one.stages[2].fingerprint != two.stages[2].fingerprint

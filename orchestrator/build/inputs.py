@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__, provision, render
 from ..errors import ToolMissingError, UsageError
 from ..fingerprint import Manifest, stage_roles
-from ..names import candidate_repository
+from ..names import candidate_repository, host_alias
 from ..project import Project, ResolvedImage
 from ..report import Phase
 from ..tools import community_docker_installed, mitogen_strategy_dir
@@ -128,7 +128,7 @@ def render_input(
         packer_version=ctx.packer,
         groups=list(image.spec.groups),
         inventory=image.inventory,
-        host_alias=image.host or render.HOST_ALIAS_PREFIX + image.slug,
+        host_alias=host_alias(image.host, image.slug),
         vault_arguments=list(ctx.options.vault_arguments),
         extra_vars_arguments=project.extra_vars.arguments(build_dir),
         roles_paths=list(project.roles_paths),

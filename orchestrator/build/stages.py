@@ -15,6 +15,7 @@ from ..names import (
     shared_stage_tag,
     stage_tag,
 )
+from ..plan import project_stages
 from ..project import Project, ResolvedImage
 from ..publish import credentials, share_stages
 from ..report import Phase
@@ -52,7 +53,18 @@ def find_start(
             image.name, Phase.CACHE, f"reusing {', '.join(reused)}; running {', '.join(to_run)}"
         )
     source = stage_at(ctx.project, image, manifest, start) if start >= 0 else parent
+    if start >= 0 and ctx.engine.image(source) is None:
+        adopt_stage(ctx, image, manifest, start)
     return Start(start, reused, pulled, to_run, source)
+
+
+def adopt_stage(ctx: Context, image: ResolvedImage, manifest: Manifest, index: int) -> None:
+    """Another image of the project has this stage (same parent, roles and inputs): it
+    becomes this image's too, by a tag, and the build resumes after it."""
+    fingerprint = manifest.stages[index].fingerprint
+    other = project_stages(ctx.engine, ctx.project)[fingerprint[:32]]
+    ctx.engine.tag(other, stage_at(ctx.project, image, manifest, index))
+    ctx.emit(image.name, Phase.CACHE, f"{manifest.stages[index].name}: shared with {other}")
 
 
 def pull_stages(

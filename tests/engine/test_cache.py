@@ -63,7 +63,7 @@ def layers(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield project
     remove_images(
         docker_engine,
-        *[f"rolecast-test/layers/{n}:test" for n in ("four", "other", "child", "flat")],
+        *[f"rolecast-test/layers/{n}:test" for n in ("four", "twin", "other", "child", "flat")],
     )
     stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout)
     remove_images(docker_engine, *[s["reference"] for s in stages])
@@ -113,6 +113,31 @@ def test_template_change_in_the_last_role_runs_only_the_last_stage(
         image, ["ls", "-A", "/var/lib", "/mnt"], remove=True, entrypoint=""
     ).decode()
     assert "rolecast-build" not in listing and "rolecast-apt-lists" not in listing
+
+
+def test_an_image_with_the_same_first_roles_starts_from_the_others_stage(
+    layers: Path, docker_engine: Any
+) -> None:
+    """Stages are the project's, by fingerprint: `twin` has `four`'s parent, groups and
+    first two roles, so it runs only its own role."""
+    done, _ = build_json("--plain", "four", cwd=layers)  # whatever earlier tests changed
+    assert done.returncode == 0, done.stderr[-3000:]
+    done, _ = build_json("--plain", "twin", cwd=layers)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = history(layers, "twin")[0]
+    assert record["result"] == "built"
+    assert record["stages_reused"] == ["image", "role first", "role second"]
+    assert record["stages_run"] == ["role fourth", "commit"]
+    assert record["roles_run"] == ["fourth"]
+    image = "rolecast-test/layers/twin:test"
+    assert run_in(docker_engine, image, "cat", "/etc/layers/second") == "second, hello world\n"
+    # One stage image, two names: four's, and twin's since; twin's image is built on it.
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=layers).stdout)
+    second = {s["image"]: s["image_id"] for s in stages if s["stage"] == "role second"}
+    assert second["twin"] == second["four"]
+    shared = docker_engine.images.get(second["twin"]).attrs["RootFS"]["Layers"]
+    layers_of_twin = docker_engine.images.get(image).attrs["RootFS"]["Layers"]
+    assert layers_of_twin[: len(shared)] == shared
 
 
 def test_group_var_rebuilds_only_the_roles_that_read_it(layers: Path, docker_engine: Any) -> None:

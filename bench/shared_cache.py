@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import forget_apt_volumes
 from common import run_timed as run
 from fleet import IMAGES, ROLECAST, make_project
 
@@ -55,7 +56,7 @@ def start_registry(root: Path) -> tuple[subprocess.Popen[bytes], int]:
 def wipe(root: Path) -> None:
     """What a new runner lacks: the project's images, stages, apt volumes and state."""
     from orchestrator.engines import connect
-    from orchestrator.names import apt_volumes, project_identity, stage_prefix
+    from orchestrator.names import project_identity, stage_prefix
 
     engine = connect()
     identity = project_identity(root)
@@ -63,9 +64,7 @@ def wipe(root: Path) -> None:
         for tag in image.tags:
             if tag.startswith(("rolecast-bench/", stage_prefix(identity))):
                 engine.remove_image(tag)
-    for slug in IMAGES:
-        for volume in apt_volumes(identity, slug):
-            engine.remove_volume(volume)
+    forget_apt_volumes(root, IMAGES)
     shutil.rmtree(root / ".rolecast", ignore_errors=True)
 
 

@@ -273,7 +273,9 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
     "script",
     [
         provision.bootstrap_script(),
+        provision.bootstrap_script("run", apt_cache=True),
         provision.cleanup_script(ImageConfig()),
+        provision.cleanup_script(ImageConfig(), apt_cache=True),
         provision.bootstrap_script("skip"),
         provision.cleanup_script(ImageConfig(), services="skip"),
     ],

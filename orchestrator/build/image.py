@@ -75,7 +75,7 @@ def keep_fresh(
     ctx.history.finish(record, Outcome.FRESH, image_id=last.image_id, tags=full_tags)
     pushed = push(ctx, image, manifest, record)
     notes = [*recovered, "fresh: nothing changed since the last build"]
-    stages.share(ctx, image, manifest, notes)
+    stages.share(ctx, image, manifest, notes, last.image_id)
     found = ctx.engine.image(last.image_id)
     ctx.emit(image.name, Phase.DONE, f"fresh, {last.image_id[7:19]} {' '.join(tags)}")
     return ImageResult(
@@ -158,8 +158,8 @@ def result_of(
         notes.append(f"cache: reused {', '.join(start.reused)}")
     if start.pulled:
         notes.append(f"cache: pulled {', '.join(start.pulled)} from {ctx.options.cache_from}")
-    stages.share(ctx, image, manifest, notes)
     image_id = packer.state.image_id
+    stages.share(ctx, image, manifest, notes, image_id)
     found = ctx.engine.image(image_id) if image_id else None
     return ImageResult(
         name=image.name,

@@ -92,11 +92,12 @@ def in_registry(
     where = Reference.parse(reference)
     try:
         found = Registry.of(engine, where.registry).manifest(where.repository, where.tag)
-    except RegistryError:
+        image_id = found.config_digest if found is not None and not found.is_index else None
+    except (RegistryError, ValueError):  # ValueError: not a manifest
         return None
-    if found is None or found.is_index or found.config_digest is None:
+    if found is None or image_id is None:
         return None
-    return InRegistry(reference, found.config_digest, found)
+    return InRegistry(reference, image_id, found)
 
 
 def parent_words(image: ResolvedImage) -> str:

@@ -163,7 +163,7 @@ def copy_image(
             on_event(Event(image.name, Phase.PUSH, f"adding {reference} in the registry"))
             digest = client.copy(src.repository, manifest, target.repository, tag)
             pushed.append(Pushed(reference, digest))
-    except RegistryError as exc:
+    except (RegistryError, ValueError) as exc:  # ValueError: not a manifest
         raise PushError(f"image {image.name}: {exc}") from None
     return [p.as_dict() for p in pushed]
 

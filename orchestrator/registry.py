@@ -185,7 +185,10 @@ class Registry:
                 f"registry {self.host}: its token service refused (HTTP {got.status_code}); "
                 f"check the credentials (`rolecast login {self.host}`)"
             )
-        body = got.json()
+        try:
+            body = got.json()
+        except ValueError:
+            raise RegistryError(f"registry {self.host}: its token service sent no JSON") from None
         self._tokens[" ".join(scopes)] = body.get("token") or body.get("access_token", "")
 
     def _fail(self, response: requests.Response, what: str) -> RegistryError:

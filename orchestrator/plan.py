@@ -7,9 +7,20 @@ from typing import Any
 
 from .engines import Engine
 from .fingerprint import Manifest, all_changes, image_manifest
-from .names import stage_fingerprint, stage_prefix, stage_tag
+from .names import shared_stage_tag, stage_fingerprint, stage_prefix, stage_tag
 from .project import Project, ResolvedImage
+from .registry import Manifest as RegistryManifest
+from .registry import Reference, Registry, RegistryError
 from .state import LastBuild
+
+
+@dataclass(frozen=True)
+class InRegistry:
+    """The image of the current fingerprint in the shared cache (`--cache-from`)."""
+
+    reference: str  # REPO:IMAGE-FINGERPRINT
+    image_id: str  # its config's digest: the id it has once pulled
+    manifest: RegistryManifest
 
 
 @dataclass(frozen=True)
@@ -22,9 +33,15 @@ class ImagePlan:
     image_id: str | None
     cached: int = -1  # the deepest stage in the local cache, where a build resumes
     changes: tuple[str, ...] = ()  # every input that changed since the last build
+    remote: InRegistry | None = None  # fresh in the shared cache, not in the engine
+
+    @property
+    def shown_status(self) -> str:
+        return f"{self.status} (registry)" if self.remote else self.status
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {"registry": self.remote.reference} if self.remote else {}
+        return found | {
             "name": self.name,
             "status": self.status,
             "reason": self.reason,
@@ -66,6 +83,23 @@ def project_stages(engine: Engine, project: Project) -> dict[str, str]:
     }
 
 
+def in_registry(
+    engine: Engine, repository: str, image: ResolvedImage, fingerprint: str
+) -> InRegistry | None:
+    """The image of this fingerprint in a shared cache, or None (also when the registry
+    cannot say: the cache only saves time)."""
+    reference = shared_stage_tag(repository, image.slug, fingerprint)
+    where = Reference.parse(reference)
+    try:
+        found = Registry.of(engine, where.registry).manifest(where.repository, where.tag)
+        image_id = found.config_digest if found is not None and not found.is_index else None
+    except (RegistryError, ValueError):  # ValueError: not a manifest
+        return None
+    if found is None or image_id is None:
+        return None
+    return InRegistry(reference, image_id, found)
+
+
 def parent_words(image: ResolvedImage) -> str:
     if image.parent_kind == "base":
         return f"base image {image.parent}"
@@ -80,10 +114,34 @@ def assess(
     parent_id: str,
     parent_fresh: bool = True,
     use_cache: bool = True,
+    cache_from: str | None = None,
 ) -> tuple[ImagePlan, Manifest]:
     """The plan for one image, given its last build, its parent's current id and whether
-    that parent is fresh."""
+    that parent is fresh; one the engine lacks is fresh when the shared cache `cache_from`
+    has it."""
     manifest = image_manifest(project, image, parent_id)
+    found, manifest = _assess(engine, project, image, last, manifest, parent_fresh, use_cache)
+    if found.fresh or not parent_fresh or not use_cache or cache_from is None:
+        return found, manifest
+    remote = in_registry(engine, cache_from, image, manifest.fingerprint)
+    if remote is None:
+        return found, manifest
+    why = f"in {remote.reference}"
+    fresh = ImagePlan(
+        image.name, "fresh", why, None, manifest.fingerprint, remote.image_id, remote=remote
+    )
+    return fresh, manifest
+
+
+def _assess(
+    engine: Engine,
+    project: Project,
+    image: ResolvedImage,
+    last: LastBuild | None,
+    manifest: Manifest,
+    parent_fresh: bool,
+    use_cache: bool,
+) -> tuple[ImagePlan, Manifest]:
 
     def result(
         status: str, reason: str, first: str | None, changes: tuple[str, ...] = ()
@@ -114,8 +172,11 @@ def assess(
     return result("stale", changes[0], first_stage, changes)
 
 
-def plan_images(engine: Engine, project: Project, names: list[str]) -> list[ImagePlan]:
-    """The plan for the named images and their parents, in build order; builds nothing."""
+def plan_images(
+    engine: Engine, project: Project, names: list[str], cache_from: str | None = None
+) -> list[ImagePlan]:
+    """The plan for the named images and their parents, in build order; builds nothing.
+    With `cache_from`, an image the engine lacks is fresh when that shared cache has it."""
     plans: dict[str, ImagePlan] = {}
     for name in project.select(names):
         image = project.images[name]
@@ -129,5 +190,7 @@ def plan_images(engine: Engine, project: Project, names: list[str]) -> list[Imag
             parent_id = found.id if found else f"absent {reference}"
             parent_fresh = True
         last = LastBuild.read(project, image)
-        plans[name], _ = assess(engine, project, image, last, parent_id, parent_fresh)
+        plans[name], _ = assess(
+            engine, project, image, last, parent_id, parent_fresh, cache_from=cache_from
+        )
     return list(plans.values())

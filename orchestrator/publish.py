@@ -19,6 +19,7 @@ from .credentials import credentials as credentials  # build.stages takes it fro
 from .engines import Engine, EngineError
 from .errors import BuildFailedError, RolecastError
 from .project import Project, ResolvedImage
+from .registry import Reference, Registry, RegistryError
 from .report import BuildReport, Event, ImageResult, OnEvent, Outcome, Phase
 from .spec import names_a_host
 from .state import LastBuild
@@ -130,6 +131,40 @@ def publish_image(
         moving,
         say=lambda text: on_event(Event(image.name, Phase.PUSH, text)),
     )
+    return [p.as_dict() for p in pushed]
+
+
+def copy_image(
+    engine: Engine,
+    image: ResolvedImage,
+    rules: TagRules,
+    fingerprint: str,
+    source: str,
+    on_event: OnEvent,
+) -> list[dict[str, str]] | None:
+    """Every tag of an image the shared cache holds as `source`, added in the registry
+    itself (its blobs mounted into the image's repository, its manifest put under each
+    tag): nothing pulled, nothing run. Immutable tags first, moving tags last. None when
+    `source` is in another registry (then the image must be pulled and pushed)."""
+    src, target = Reference.parse(source), Reference.parse(f"{image.repository}:x")
+    if src.registry != target.registry:
+        return None
+    moving: set[str] = set()
+    tags = rules.for_image(image, fingerprint, moving)
+    on_event(Event(image.name, Phase.PUSHING, f"{image.repository} ({', '.join(tags)})"))
+    pushed: list[Pushed] = []
+    try:
+        client = Registry.of(engine, target.registry)
+        manifest = client.manifest(src.repository, src.tag)
+        if manifest is None:
+            raise RegistryError(f"{source} is gone from the registry")
+        for tag in [t for t in tags if t not in moving] + [t for t in tags if t in moving]:
+            reference = f"{image.repository}:{tag}"
+            on_event(Event(image.name, Phase.PUSH, f"adding {reference} in the registry"))
+            digest = client.copy(src.repository, manifest, target.repository, tag)
+            pushed.append(Pushed(reference, digest))
+    except (RegistryError, ValueError) as exc:  # ValueError: not a manifest
+        raise PushError(f"image {image.name}: {exc}") from None
     return [p.as_dict() for p in pushed]
 
 

@@ -48,6 +48,8 @@ class FakeEngine:
     push_failures: dict[str, list[str]] = field(default_factory=dict)  # tag -> errors, in turn
     pullable: set[str] = field(default_factory=set)
     answers: bool = True
+    registry_logins: dict[str, dict[str, str]] = field(default_factory=dict)
+    insecure_registries: set[str] = field(default_factory=set)
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     @property
@@ -141,6 +143,12 @@ class FakeEngine:
 
     def login(self, registry: str, username: str, password: str) -> None:
         self.calls.append(("login", registry, username))
+
+    def registry_auth(self, registry: str) -> Auth:
+        return self.registry_logins.get(registry)
+
+    def registry_insecure(self, registry: str) -> bool:
+        return registry in self.insecure_registries
 
     def run(
         self,

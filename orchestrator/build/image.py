@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 
+from ..engines import EngineError
 from ..errors import BuildFailedError
 from ..fingerprint import Manifest
-from ..plan import ImagePlan, assess
+from ..names import shared_stage_tag
+from ..plan import ImagePlan, InRegistry, assess
 from ..project import ResolvedImage
-from ..publish import publish_image
+from ..publish import copy_image, credentials, publish_image
 from ..report import PARENT, PUSH, START, ImageResult, Outcome, Phase
 from ..state import LastBuild
 from . import stages
@@ -27,20 +29,25 @@ from .verify import gated, run_gates
 
 def build_image(ctx: Context, name: str, parent_built: ImageResult | None) -> ImageResult:
     """One image, while holding its lock: what a killed build of it left is cleaned up
-    first; fresh images are kept; others resume from their deepest cached stage."""
+    first; fresh images are kept (or, fresh in the shared cache only, tagged from there);
+    others resume from their deepest cached stage."""
     image = ctx.project.images[name]
     clock = ctx.clock(name)
     with image_lock(ctx, image) as lock:
         held = Held(lock.fd, tuple(recover(ctx, image)))
         last = LastBuild.read(ctx.project, image)
         clock.enter(PARENT)
-        parent = ensure_parent(ctx, image, parent_built)
+        parent = find_parent(ctx, image, parent_built)
         clock.enter(START)
         forced = ctx.forced(name, image.spec_name)
-        planned, manifest = plan(ctx, image, parent, last, forced)
-        if planned.fresh and not forced:
+        parent_id = parent.id if parent else (parent_built and parent_built.image_id) or ""
+        planned, manifest = plan(ctx, image, parent_id, last, forced)
+        if planned.fresh and not forced and planned.remote is not None:
+            result = keep_remote(ctx, image, manifest, planned.remote, held.recovered)
+        elif planned.fresh and not forced:
             result = keep_fresh(ctx, image, manifest, last, held.recovered)
         else:
+            parent = parent or pull_remote_parent(ctx, image, parent_built)
             ctx.emit(name, Phase.PLANNED, f"{planned.status}: {planned.reason}")
             result = build_stale(ctx, image, manifest, planned, parent, last, held)
         result.phases = clock.stop()
@@ -50,11 +57,93 @@ def build_image(ctx: Context, name: str, parent_built: ImageResult | None) -> Im
 
 
 def plan(
-    ctx: Context, image: ResolvedImage, parent: Parent, last: LastBuild | None, forced: bool
+    ctx: Context, image: ResolvedImage, parent_id: str, last: LastBuild | None, forced: bool
 ) -> tuple[ImagePlan, Manifest]:
-    """Fresh, stale or missing, against the last build (read once, at the start); a forced
-    image uses no cached stage."""
-    return assess(ctx.engine, ctx.project, image, last, parent.id, use_cache=not forced)
+    """Fresh, stale or missing, against the last build (read once, at the start), or fresh
+    in the shared cache (`--cache-from`); a forced image uses no cached stage."""
+    return assess(
+        ctx.engine,
+        ctx.project,
+        image,
+        last,
+        parent_id,
+        use_cache=not forced,
+        cache_from=ctx.options.cache_from,
+    )
+
+
+def find_parent(ctx: Context, image: ResolvedImage, built: ImageResult | None) -> Parent | None:
+    """The parent, present in the engine; None for a parent of this run that is fresh in
+    the shared cache only (its id, `built.image_id`, is its config's digest)."""
+    if (
+        built is not None
+        and built.result == Outcome.FRESH
+        and built.image_id
+        and ctx.engine.image(built.image_id) is None
+    ):
+        return None
+    return ensure_parent(ctx, image, built)
+
+
+def pull_remote_parent(ctx: Context, image: ResolvedImage, built: ImageResult | None) -> Parent:
+    """A parent fresh in the shared cache only, pulled (and tagged as its own) because its
+    child must be built on it."""
+    assert built is not None and built.fingerprint and ctx.options.cache_from
+    parent = ctx.project.images[image.parent]
+    source = shared_stage_tag(ctx.options.cache_from, parent.slug, built.fingerprint)
+    fetch_remote(ctx, image, source, built.tags)
+    return ensure_parent(ctx, image, built)
+
+
+def fetch_remote(ctx: Context, image: ResolvedImage, source: str, tags: list[str]) -> str:
+    """Pull an image of the shared cache, tag it with `tags`, drop the cache's tag; its id."""
+    ctx.emit(image.name, Phase.CACHE, f"pulling {source}")
+    try:
+        ctx.engine.pull(source, credentials())
+        found = ctx.engine.image(source)
+        if found is None:
+            raise EngineError("not found after the pull")
+        for tag in tags:
+            ctx.engine.tag(found.id, tag)
+    except EngineError as exc:
+        raise BuildFailedError(f"image {image.name}: could not pull {source}: {exc}") from None
+    ctx.engine.remove_image(source)
+    return found.id
+
+
+def keep_remote(
+    ctx: Context,
+    image: ResolvedImage,
+    manifest: Manifest,
+    remote: InRegistry,
+    recovered: tuple[str, ...],
+) -> ImageResult:
+    """Fresh in the shared cache: with --push, its tags are added in the registry itself
+    (nothing pulled, nothing run); without, only the image is pulled and tagged."""
+    tags = [f"{image.repository}:{t}" for t in ctx.rules.for_image(image, manifest.fingerprint)]
+    names = [s.name for s in manifest.stages]
+    record = ctx.history.start(image.name, manifest.fingerprint, names)
+    try:
+        image_id, copied = tag_remote(ctx, image, manifest, remote, tags, record)
+    except BuildFailedError as exc:
+        ctx.history.finish(record, Outcome.FAILED, error=str(exc))
+        raise
+    ctx.history.finish(record, Outcome.FRESH, image_id=image_id, tags=tags)
+    LastBuild(image_id, tags, manifest).write(ctx.project, image)
+    found = ctx.engine.image(image_id)
+    ctx.emit(image.name, Phase.DONE, f"fresh (registry), {image_id[7:19]}")
+    return ImageResult(
+        name=image.name,
+        result=Outcome.FRESH,
+        tags=tags,
+        image_id=image_id,
+        size=found.size if found else None,
+        notes=[*recovered, f"fresh (registry): {remote.reference}"],
+        fingerprint=manifest.fingerprint,
+        stages_reused=names,
+        pushed=copied,
+        record=record,
+    )
 
 
 def keep_fresh(
@@ -75,7 +164,7 @@ def keep_fresh(
     ctx.history.finish(record, Outcome.FRESH, image_id=last.image_id, tags=full_tags)
     pushed = push(ctx, image, manifest, record)
     notes = [*recovered, "fresh: nothing changed since the last build"]
-    stages.share(ctx, image, manifest, notes)
+    stages.share(ctx, image, manifest, notes, last.image_id)
     found = ctx.engine.image(last.image_id)
     ctx.emit(image.name, Phase.DONE, f"fresh, {last.image_id[7:19]} {' '.join(tags)}")
     return ImageResult(
@@ -90,6 +179,31 @@ def keep_fresh(
         pushed=pushed,
         record=record,
     )
+
+
+def tag_remote(
+    ctx: Context,
+    image: ResolvedImage,
+    manifest: Manifest,
+    remote: InRegistry,
+    tags: list[str],
+    record: int,
+) -> tuple[str, list[dict[str, str]]]:
+    """The tags of an image fresh in the shared cache: copied in the registry (--push), or
+    on the image pulled from it; its id and what was pushed."""
+    pushing = ctx.options.push or image.spec.push
+    copied = None
+    if pushing:
+        ctx.clocks[image.name].enter(PUSH)
+        copied = copy_image(
+            ctx.engine, image, ctx.rules, manifest.fingerprint, remote.reference, ctx.on_event
+        )
+    if copied is not None:
+        ctx.history.set_pushed(record, copied)
+        return remote.image_id, copied
+    # Not pushing, or the cache is in another registry than the image: pull it.
+    image_id = fetch_remote(ctx, image, remote.reference, tags)
+    return image_id, push(ctx, image, manifest, record) if pushing else []
 
 
 def build_stale(
@@ -158,8 +272,8 @@ def result_of(
         notes.append(f"cache: reused {', '.join(start.reused)}")
     if start.pulled:
         notes.append(f"cache: pulled {', '.join(start.pulled)} from {ctx.options.cache_from}")
-    stages.share(ctx, image, manifest, notes)
     image_id = packer.state.image_id
+    stages.share(ctx, image, manifest, notes, image_id)
     found = ctx.engine.image(image_id) if image_id else None
     return ImageResult(
         name=image.name,

@@ -90,18 +90,25 @@ def pull_stages(
     return start, []
 
 
-def share(ctx: Context, image: ResolvedImage, manifest: Manifest, notes: list[str]) -> None:
-    """Send every stage of the current fingerprints that is here to the shared cache.
-    A failure is a note, not a failed build: the cache only saves time."""
+def share(
+    ctx: Context, image: ResolvedImage, manifest: Manifest, notes: list[str], image_id: str | None
+) -> None:
+    """Send every stage of the current fingerprints that is here, and the image itself
+    (`REPO:IMAGE-FINGERPRINT` of its final fingerprint), to the shared cache: another
+    runner finds the image there without building or pulling a stage. A failure is a
+    note, not a failed build: the cache only saves time."""
     repository = ctx.options.cache_to
-    if repository is None or not image.layered:
+    if repository is None:
         return
     stages = []
-    for index, stage in enumerate(manifest.stages[:-1]):
+    for index, stage in enumerate(manifest.stages[:-1] if image.layered else []):
         local = stage_at(ctx.project, image, manifest, index)
         if ctx.engine.image(local) is not None:
             remote = shared_stage_tag(repository, image.slug, stage.fingerprint)
             stages.append((local, remote, stage.name))
+    if image_id is not None:
+        remote = shared_stage_tag(repository, image.slug, manifest.fingerprint)
+        stages.append((image_id, remote, "the image"))
     sent, failure = share_stages(
         ctx.engine, stages, say=lambda text: ctx.emit(image.name, Phase.PUSH, text)
     )

@@ -14,7 +14,13 @@ if TYPE_CHECKING:
     from ..project import Project
 
 from .app import _checked_project, _fail, _project, app, err, guarded, out, state, table
-from .options import ExtraVarsOption, VaultFileOption, VaultIdOption, image_names
+from .options import (
+    CacheFromOption,
+    ExtraVarsOption,
+    VaultFileOption,
+    VaultIdOption,
+    image_names,
+)
 
 
 @app.command()
@@ -139,6 +145,7 @@ def plan_command(
             "--explain", metavar="", help="List every change behind a stale image, not the first."
         ),
     ] = False,
+    cache_from: CacheFromOption = None,
 ) -> None:
     """Say which images are fresh, stale or missing, from which stage, and why."""
     from .. import graph
@@ -152,7 +159,13 @@ def plan_command(
     if as_json:
         output_format = "json"
     project = _project(extra_vars)
-    plans = guarded(lambda: plan_images(connect(), project, list(images or [])))
+    if cache_from is not None:
+        from ..spec import registry_problem
+
+        problem = registry_problem(cache_from, repository=True)
+        if problem is not None:
+            raise _fail(UsageError(f"--cache-from: {problem}"))
+    plans = guarded(lambda: plan_images(connect(), project, list(images or []), cache_from))
     if output_format == "json":
         typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
     elif output_format == "github-matrix":
@@ -165,7 +178,7 @@ def plan_command(
         listing = table(("IMAGE", "STATUS", "FIRST STAGE", "WHY"))
         for item in plans:
             why = "\n".join(item.changes) if explain and item.changes else item.reason
-            listing.add_row(item.name, item.status, item.first_stage or "-", why)
+            listing.add_row(item.name, item.shown_status, item.first_stage or "-", why)
         out.print(listing)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import ipaddress
 import logging
+import socket
 import subprocess
 import tarfile
 from pathlib import Path
@@ -270,6 +272,36 @@ class DockerEngine:
             raise CommandFailedError(
                 ["docker", "login", registry], done.returncode, [message[:300]], "docker login"
             )
+
+    def registry_auth(self, registry: str) -> Auth:
+        try:
+            found = docker.auth.load_config().resolve_authconfig(registry)
+        except (DockerException, OSError, ValueError):
+            return None
+        if not found or not found.get("Password", found.get("password")):
+            return None
+        return {
+            "username": str(found.get("Username", found.get("username", ""))),
+            "password": str(found.get("Password", found.get("password", ""))),
+        }
+
+    def registry_insecure(self, registry: str) -> bool:
+        try:
+            config = self.client.info().get("RegistryConfig") or {}
+        except FAILURES:
+            return False
+        index = (config.get("IndexConfigs") or {}).get(registry) or {}
+        if index.get("Secure") is False:
+            return True
+        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+        try:
+            address = ipaddress.ip_address(socket.gethostbyname(host))
+        except (OSError, ValueError):
+            return False
+        return any(
+            address in ipaddress.ip_network(cidr, strict=False)
+            for cidr in config.get("InsecureRegistryCIDRs") or []
+        )
 
     # -- containers ----------------------------------------------------------------------
     def run(

@@ -108,6 +108,15 @@ class Engine(Protocol):
 
     def login(self, registry: str, username: str, password: str) -> None: ...
 
+    def registry_auth(self, registry: str) -> Auth:
+        """The credentials the engine's client configuration holds for a registry (the
+        Docker config and its credential helpers), or None."""
+        ...
+
+    def registry_insecure(self, registry: str) -> bool:
+        """Whether the engine speaks plain HTTP to the registry (its insecure registries)."""
+        ...
+
     # -- containers ----------------------------------------------------------------------
     def run(
         self,

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +23,8 @@ from .helpers import ROLECAST, copy_project, free_port, remove_images, rolecast
 
 pytestmark = pytest.mark.engine
 
+BASE_IMAGE = "rolecast/debian-bookworm:bookworm"
+FOUR_CMD = "cmd: [/bin/cat, /etc/layers/fourth]"
 USER = "ci-pusher"
 PASSWORD = f"pw-{uuid.uuid4().hex}"  # unique: grepping for it finds only real leaks
 
@@ -239,9 +242,17 @@ def test_a_second_runner_pulls_every_stage_and_runs_no_ansible_task(
     left = json.loads(rolecast("cache", "ls", "--json", cwd=publishing).stdout)
     assert [s for s in left if s["image"] == "four"] == []
 
-    second = rolecast(
-        "build", "--plain", "--json", "--cache-from", cache, "four", cwd=publishing, env=creds()
-    )
+    # Another config: the cache holds every stage of the image, not the image itself.
+    spec = publishing / "rolecast.yml"
+    before = spec.read_text()
+    spec.write_text(before.replace(FOUR_CMD, "cmd: [/bin/cat, /etc/layers/fourth, /dev/null]"))
+    try:
+        second = rolecast(
+            "build", "--plain", "--json", "--cache-from", cache, "four", cwd=publishing,
+            env=creds(),
+        )  # fmt: skip
+    finally:
+        spec.write_text(before)
     assert second.returncode == 0, second.stderr[-3000:]
     (again,) = json.loads(second.stdout)["images"]
     assert again["stages_pulled"] == [
@@ -251,4 +262,150 @@ def test_a_second_runner_pulls_every_stage_and_runs_no_ansible_task(
     record = json.loads(rolecast("history", "--json", "four", cwd=publishing).stdout)[0]
     assert record["roles_run"] == []
     output = docker_engine.containers.run(again["image_id"], remove=True)
+    assert output.decode() == "fourth, version 1\n"
+
+
+class Creations:
+    """The containers the engine creates for this project while the block runs, from a live
+    event stream; a marker container's event closes the window (every earlier event has
+    arrived by then)."""
+
+    def __init__(self, client: Any, project: Path, registry: Registry) -> None:
+        from orchestrator.names import project_identity, stage_prefix
+
+        identity = project_identity(project)
+        self.client = client
+        self.ours = (f"rolecast-{identity}", stage_prefix(identity), registry.address)
+        self.created: list[dict[str, Any]] = []
+        self.marker: str | None = None
+        self.seen_marker = threading.Event()
+
+    def __enter__(self) -> Creations:
+        self.stream = self.client.events(
+            decode=True, filters={"type": "container", "event": "create"}
+        )
+        self.listener = threading.Thread(target=self._listen, daemon=True)
+        self.listener.start()
+        return self
+
+    def _listen(self) -> None:
+        try:
+            for event in self.stream:
+                self.created.append(event)  # then look for the marker: no lost wake-up
+                if self.marker is not None and self.marker in self.ids:
+                    self.seen_marker.set()
+        except Exception:  # closed
+            return
+
+    def __exit__(self, *exc: object) -> None:
+        marker = self.client.containers.create(BASE_IMAGE, ["true"])
+        self.marker = marker.id
+        try:
+            arrived = self.marker in self.ids or self.seen_marker.wait(60)
+            assert arrived, "the marker's create event never came"
+        finally:
+            marker.remove(force=True)
+            self.stream.close()
+
+    @property
+    def ids(self) -> set[str]:
+        return {str(e.get("id")) for e in list(self.created)}
+
+    @property
+    def count(self) -> int:
+        attributes = [e.get("Actor", {}).get("Attributes", {}) for e in self.created]
+        return sum(
+            1
+            for a in attributes
+            if str(a.get("name", "")).startswith(self.ours[0])
+            or str(a.get("image", "")).startswith(self.ours[1:])
+        )
+
+
+def local_tags(client: Any, project: Path, registry: Registry) -> set[str]:
+    """The tags of this project's images, stages and registry in the engine (others build
+    on the same engine meanwhile)."""
+    from orchestrator.names import project_identity, stage_prefix
+
+    ours = (registry.address, stage_prefix(project_identity(project)))
+    return {tag for image in client.images.list() for tag in image.tags if tag.startswith(ours)}
+
+
+def wipe(client: Any, project: Path, results: list[dict[str, Any]]) -> None:
+    """What a new runner lacks: the images' tags, their stages, apt volumes and state."""
+    from orchestrator.names import apt_volumes, project_identity
+
+    stages = json.loads(rolecast("cache", "ls", "--json", cwd=project).stdout)
+    names = {r["name"] for r in results}
+    remove_images(
+        client,
+        *[t for r in results for t in r["tags"]],
+        *[s["reference"] for s in stages if s["image"] in names],
+    )
+    for name in names:
+        for volume in apt_volumes(project_identity(project), name):
+            try:
+                client.volumes.get(volume).remove()
+            except Exception:  # absent
+                pass
+    shutil.rmtree(project / ".rolecast", ignore_errors=True)
+
+
+def test_a_second_runner_pushes_what_the_registry_holds_without_pull_or_container(
+    publishing: Path, registry: Registry, docker_engine: Any
+) -> None:
+    from orchestrator.names import project_identity, stage_prefix
+
+    cache = f"{registry.address}/team/shared"
+    first = rolecast(
+        "build", "--plain", "--json", "--push", "--cache-to", cache, "four", "child",
+        cwd=publishing, env=creds(),
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    built = json.loads(first.stdout)["images"]
+    assert [b["name"] for b in built] == ["four", "child"]
+    wipe(docker_engine, publishing, built)
+    before = local_tags(docker_engine, publishing, registry)
+
+    planned = rolecast(
+        "plan", "--json", "--cache-from", cache, "child", cwd=publishing, env=creds()
+    )
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    for item in json.loads(planned.stdout):
+        assert item["status"] == "fresh", item
+        assert item["registry"] == f"{cache}:{item['name']}-{item['fingerprint'][:32]}"
+
+    with Creations(docker_engine, publishing, registry) as creations:
+        second = rolecast(
+            "build", "--plain", "--json", "--push", "--cache-from", cache, "four", "child",
+            cwd=publishing, env=creds(),
+        )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert creations.count == 0
+    again = json.loads(second.stdout)["images"]
+    for result, old in zip(again, built, strict=True):
+        assert result["result"] == "fresh"
+        assert result["stages_pulled"] == []
+        assert result["image_id"] == old["image_id"]  # the config digest is the image id
+        assert [p["reference"] for p in result["pushed"]] == old["tags"]
+        for pushed in result["pushed"]:
+            name, tag = pushed["reference"].removeprefix(registry.address + "/").split(":")
+            assert registry.digest_of(name, tag) == pushed["digest"]
+    # Nothing pulled: no stage, no image of the project, no cache tag appeared.
+    assert local_tags(docker_engine, publishing, registry) - before == set()
+
+    # Without --push, in a wiped store: only the final images are pulled.
+    wipe(docker_engine, publishing, again)
+    third = rolecast(
+        "build", "--plain", "--json", "--cache-from", cache, "four", "child",
+        cwd=publishing, env=creds(),
+    )  # fmt: skip
+    assert third.returncode == 0, third.stderr[-3000:]
+    pulled = json.loads(third.stdout)["images"]
+    assert [r["result"] for r in pulled] == ["fresh", "fresh"]
+    appeared = local_tags(docker_engine, publishing, registry) - before
+    assert appeared == {t for r in pulled for t in r["tags"]}
+    identity = project_identity(publishing)
+    assert not any(t.startswith((stage_prefix(identity), cache)) for t in appeared)
+    output = docker_engine.containers.run(pulled[0]["image_id"], remove=True)
     assert output.decode() == "fourth, version 1\n"

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,13 @@ def make_project(root: Path) -> None:
 def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
     """Wall time of a command, and how many containers the Docker engine created meanwhile
     (counted from a live event stream: the engine keeps only its last 256 events)."""
+    return timed_events(argv, cwd, run_timed)
+
+
+def timed_events(
+    argv: list[str], cwd: Path, runner: Callable[[list[str], Path], tuple[float, str]]
+) -> tuple[float, int]:
+    """`runner(argv, cwd)`'s wall time, and the containers created meanwhile."""
     import threading
 
     from orchestrator.engines import connect
@@ -157,7 +165,7 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
 
     listener = threading.Thread(target=count, daemon=True)
     listener.start()
-    elapsed, _ = run_timed(argv, cwd)
+    elapsed, _ = runner(argv, cwd)
     # A marker container's event closes the window: every earlier event has arrived.
     marker = engine.run(BASE, ["true"], entrypoint="")
     while marker.id not in created:

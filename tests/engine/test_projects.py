@@ -135,5 +135,8 @@ def test_only_cache_from_shares_stages_between_projects(
         registry.stop()
         shutil.rmtree(tmp_path / "data", ignore_errors=True)
     (result,) = json.loads(done.stdout)["images"]
-    assert result["stages_pulled"] == ["image", "role packages", "role site"]
+    # A's image of the same fingerprint is in the shared cache: C pulls it, and only it.
+    assert result["result"] == "fresh"
+    assert result["stages_pulled"] == []
+    assert f"fresh (registry): {shared}:web-{result['fingerprint'][:32]}" in result["notes"]
     assert history(c)["roles_run"] == []

@@ -94,6 +94,18 @@ def remote_fleet(
     return project, held
 
 
+def faked_build(
+    root: Path, store: Store, host: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[FakeEngine, FakePacker, Project, dict[str, Manifest]]:
+    """A fake engine with the base image, a fake Packer, and the fleet in the cache."""
+    engine = FakeEngine()
+    engine.add_image("example/base:1")
+    fake = FakePacker(engine, root)
+    monkeypatch.setattr(packer, "run", fake)
+    project, held = remote_fleet(root, store, host, engine)
+    return engine, fake, project, held
+
+
 def in_context(project: Project, engine: FakeEngine, **options: Any) -> Context:
     rules = TagRules(now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     return Context(project, BuildOptions(**options), engine, lambda event: None, rules)
@@ -105,11 +117,7 @@ def test_build_push_of_images_fresh_in_the_registry_copies_their_tags_there(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store, host = served
-    engine = FakeEngine()
-    engine.add_image("example/base:1")
-    fake = FakePacker(engine, tmp_path)
-    monkeypatch.setattr(packer, "run", fake)
-    project, held = remote_fleet(tmp_path, store, host, engine)
+    engine, fake, project, held = faked_build(tmp_path, store, host, monkeypatch)
     ctx = in_context(project, engine, push=True, cache_from=f"{host}/team/cache")
     app = build_image(ctx, "app", None)
     child = build_image(ctx, "child", app)
@@ -135,10 +143,7 @@ def test_build_without_push_pulls_only_the_final_image(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store, host = served
-    engine = FakeEngine()
-    engine.add_image("example/base:1")
-    monkeypatch.setattr(packer, "run", FakePacker(engine, tmp_path))
-    project, _ = remote_fleet(tmp_path, store, host, engine)
+    engine, _, project, _ = faked_build(tmp_path, store, host, monkeypatch)
     engine.pullable |= {f"{host}/team/cache:{tag}" for tag in store.manifests["team/cache"]}
     ctx = in_context(project, engine, cache_from=f"{host}/team/cache")
     app = build_image(ctx, "app", None)

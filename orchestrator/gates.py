@@ -98,7 +98,7 @@ def run_playbook(
             "ansible_connection": setup.plugin,
             "ansible_host": container_id,
             "ansible_user": "root",
-            "ansible_python_interpreter": "auto_silent",
+            "ansible_python_interpreter": render.INTERPRETER,
         }
         env = dict(setup.env) | setup.extra_env
         # ansible-runner finds ansible-playbook on PATH: the one the build used goes first.

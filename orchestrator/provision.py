@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
 from .packer_output import CLEANING_UP_LINE, STOPPING_SERVICES_LINE
+from .report import LISTS_TASK
 from .spec import ImageConfig, Services
 
 # What the bootstrap did, kept in the container's own filesystem so that a cached stage
@@ -228,9 +229,15 @@ fi"""
 # installed: its package, from the image's own archive, is unpacked once on the cache
 # volume (per apt, python and architecture) and found through a .pth file that the
 # clean-up removes. Nothing to purge, nothing in dpkg's database or logs.
-APT_HELPERS = "/var/cache/apt/rolecast"
+APT_HELPERS = "/var/cache/apt/rolecast"  # on the image's own cache volume
 PYTHON_APT_RECORD = f"{RECORDS_DIR}/python-apt"  # the .pth file to remove
 LISTS_STAMP = f"{APT_HELPERS}/lists-updated"
+# Held while apt's lists are fetched in the background, and what that said.
+LISTS_LOCK = f"{APT_HELPERS}/lists.lock"
+LISTS_LOG = f"{APT_HELPERS}/lists.log"
+# The unpacked python3-apt, on a volume of the host's (PYTHON_APT_VOLUME): the same for
+# every image of the same distribution, apt, python and architecture.
+PYTHON_APT_HOME = "/var/cache/apt/rolecast-python3-apt"
 LISTS_MAX_AGE_MINUTES = 60  # apt's lists are fetched again when older (as cache_valid_time)
 
 _FRESH_LISTS = f"""fresh_lists() {{
@@ -246,17 +253,29 @@ _FRESH_LISTS = f"""fresh_lists() {{
   fi
 }}"""
 
+_LISTS_IN_BACKGROUND = f"""lists_in_background() {{
+  # apt's lists fetched while Ansible starts; the play waits for them before its roles
+  if ! command -v flock >/dev/null 2>&1; then fresh_lists; return 0; fi
+  mkdir -p {APT_HELPERS}
+  exec 9>{LISTS_LOCK}
+  flock 9
+  (fresh_lists) </dev/null >{LISTS_LOG} 2>&1 &
+  exec 9>&-
+}}"""
+
 _PYTHON_APT_CACHED = f"""python_apt_cached() {{
-  key=$(apt-get --version | head -n 1 | cut -d' ' -f2)-$(python3 -c \
-    'import sys; print("%d.%d" % sys.version_info[:2])')-$(dpkg --print-architecture)
-  dir={APT_HELPERS}/python3-apt-$key
+  key=$(. /etc/os-release && echo "$ID")-$(apt-get --version | head -n 1 | cut -d' ' -f2)
+  key=$key-$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  key=$key-$(dpkg --print-architecture)
+  dir={PYTHON_APT_HOME}/python3-apt-$key
   if [ ! -d "$dir" ]; then
     fresh_lists
-    mkdir -p {APT_HELPERS}
-    unpack=$(mktemp -d {APT_HELPERS}/.unpack.XXXXXX)
+    mkdir -p {PYTHON_APT_HOME}
+    unpack=$(mktemp -d {PYTHON_APT_HOME}/.unpack.XXXXXX)
     if (cd "$unpack" && apt-get download -qq -o APT::Sandbox::User=root python3-apt \
       >/dev/null 2>&1 && dpkg-deb -x python3-apt_*.deb root); then
-      mv "$unpack/root" "$dir"
+      # another build may have been first: its copy is as good
+      mv -T "$unpack/root" "$dir" 2>/dev/null || true
     fi
     rm -rf "$unpack"
   fi
@@ -271,16 +290,50 @@ print(next(p for p in site.getsitepackages() if os.path.isdir(p)))') || return 1
 }}"""
 
 
-def bootstrap_script(services: Services = "run", apt_cache: bool = False) -> list[str]:
+# Waits for apt's lists fetched in the background, and prints what that said.
+_LISTS_READY = (
+    f"if [ -f {LISTS_LOCK} ] && command -v flock >/dev/null 2>&1; then "
+    f"flock {LISTS_LOCK} cat {LISTS_LOG} 2>/dev/null || true; fi"
+)
+
+
+def lists_barrier() -> list[dict[str, object]]:
+    """The play's first tasks when the bootstrap fetches apt's lists in the background:
+    wait for them (while Ansible started and gathered facts, they were fetched), and say
+    if apt-get update failed. Tagged `always`: a run with --tags still waits."""
+    return [
+        {
+            "name": LISTS_TASK,
+            "ansible.builtin.shell": _LISTS_READY,
+            "register": "rolecast_apt_lists",
+            "changed_when": False,
+            "failed_when": False,
+            "tags": ["always"],
+        },
+        {
+            "name": f"{LISTS_TASK}: warning",
+            "ansible.builtin.debug": {"msg": "{{ rolecast_apt_lists.stdout }}"},
+            "when": "rolecast_apt_lists.stdout | default('') | length > 0",
+            "tags": ["always"],
+        },
+    ]
+
+
+def bootstrap_script(
+    services: Services = "run", apt_cache: bool = False, lists_wait: bool = False
+) -> list[str]:
     """Make ready what Ansible needs (python3; python3-apt for the apt module), and say
     so; then what stands in for a VM: sudo, and the service manager of `services`.
     With `apt_cache`, python3-apt comes unpacked from the cache volume, else installed
-    (and purged by the clean-up)."""
+    (and purged by the clean-up). With `lists_wait` (the play waits for them: see
+    `lists_barrier`), apt's lists are fetched in the background."""
     cached = apt_cache
     from_cache = "python_apt_cached" if cached else "false"
+    lists = "lists_in_background" if lists_wait else "fresh_lists"
     script = f"""
 set -e
 {_FRESH_LISTS if cached else ""}
+{_LISTS_IN_BACKGROUND if cached and lists_wait else ""}
 {_PYTHON_APT_CACHED if cached else ""}
 if [ -f {BOOTSTRAP_RECORD} ]; then
   echo "rolecast: resuming from a cached stage"{_resume_services(services)}
@@ -300,12 +353,12 @@ mkdir -p {RECORDS_DIR}
 need=""
 if command -v apt-get >/dev/null 2>&1; then
   command -v python3 >/dev/null 2>&1 || need="python3"
-  {"fresh_lists" if cached else ""}
   if [ -z "$need" ] && ! python3 -c 'import apt' >/dev/null 2>&1 && ! {from_cache}; then
     need="python3-apt"
   elif [ -n "$need" ]; then
     need="$need python3-apt"
   fi
+  {lists if cached else ""}
   if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     if ! {{ apt-get update -qq &&
@@ -372,6 +425,8 @@ def cleanup_script(
     With `apt_cache`, apt's lists and cache are on volumes, never committed: they stay
     for the next build."""
     lines = ["set -e"]
+    if apt_cache:  # nothing of the build may run at the commit
+        lines.append(f"if [ -f {LISTS_LOCK} ]; then flock {LISTS_LOCK} true || true; fi")
     if services == "run":
         lines += stop_services_script()
     if config.init == "services":

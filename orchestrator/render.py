@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import packer_output
-from .names import HOST_ALIAS_PREFIX, apt_volumes, container_name
+from .names import HOST_ALIAS_PREFIX, PYTHON_APT_VOLUME, apt_volumes, container_name
 from .provision import (
     INIT_COMMAND,
     KEEP_ALIVE,
+    PYTHON_APT_HOME,
     SERVICES_COMMAND,
     TOOLS_DIR,
     bootstrap_script,
     cleanup_script,
+    lists_barrier,
     uploads_service_tools,
 )
 from .spec import ImageConfig, Services
@@ -77,6 +79,7 @@ class RenderInput:
     extra_vars_arguments: list[str] = field(default_factory=list)
     run_ansible: bool = True  # False when every role's stage comes from the cache
     apt_cache: bool = False  # apt's lists and caches on volumes of the image's own
+    lists_wait: bool = False  # the play waits for apt's lists (fetched in the background)
     stage_cache: bool = False  # the playbook commits each stage (needs the container id)
     project_id: str = ""  # names the build container, so a later build finds it if orphaned
     services: Services = "run"
@@ -162,6 +165,7 @@ def run_command(inp: RenderInput) -> list[str]:
         # from one build of the image to the next, as a build cache mount is.
         for volume, path in apt_volumes(inp.project_id, inp.name).items():
             argv += ["-v", f"{volume}:{path}"]
+        argv += ["-v", f"{PYTHON_APT_VOLUME}:{PYTHON_APT_HOME}"]
     argv += [
         "--label",
         f"{BUILD_LABEL}={inp.build_id}",
@@ -311,7 +315,7 @@ def template(inp: RenderInput) -> dict[str, Any]:
             *tools,
             {
                 "shell": {
-                    "inline": _hcl(bootstrap_script(inp.services, inp.apt_cache)),
+                    "inline": _hcl(bootstrap_script(inp.services, inp.apt_cache, inp.lists_wait)),
                     **shell_common,
                 }
             },
@@ -345,7 +349,11 @@ PlayItem = tuple[str, dict[str, Any]] | StageCommit
 
 
 def generated_playbook(
-    name: str, alias: str, items: list[PlayItem], services: Services = "run"
+    name: str,
+    alias: str,
+    items: list[PlayItem],
+    services: Services = "run",
+    lists_wait: bool = False,
 ) -> str:
     """The playbook that applies an image's roles in order, each with its own vars.
 
@@ -373,6 +381,8 @@ def generated_playbook(
     play: list[dict[str, Any]] = [
         {"name": f"rolecast: {name}", "hosts": alias, "gather_facts": True, "roles": entries}
     ]
+    if lists_wait:
+        play[0]["pre_tasks"] = lists_barrier()
     if services == "skip":
         # Ansible's systemd module then records `enabled` and skips start/restart
         # instead of failing on the missing init system.

@@ -82,6 +82,7 @@ START, PARENT, CONTAINER, BOOTSTRAP = "start", "parent", "container", "bootstrap
 ANSIBLE_START, FACTS, PLAY, STAGE_COMMITS = "ansible start", "facts", "play", "stage commits"
 CLEAN_UP, COMMIT, TAG, GATES, PUSH = "clean-up", "commit", "tag", "gates", "push"
 FACTS_TASK = "Gathering Facts"
+LISTS_TASK = "rolecast: apt lists"  # the play's wait for the bootstrap's apt lists
 
 # The timed phase an event of the build starts (TASK events are told apart by their role).
 _TIMED: dict[str, str] = {
@@ -114,6 +115,12 @@ def process_age() -> float:
         return 0.0
 
 
+def _task_phase(task: str | None) -> str:
+    if task == FACTS_TASK:
+        return FACTS
+    return BOOTSTRAP if (task or "").startswith(LISTS_TASK) else PLAY
+
+
 class PhaseClock:
     """The seconds one image's build spends in each phase. The build's events move it from
     one phase to the next; time in a phase entered again (a role's handlers, a second stage
@@ -135,7 +142,7 @@ class PhaseClock:
             if event.role:
                 self.enter(f"role {event.role}")
             else:
-                self.enter(FACTS if event.task == FACTS_TASK else PLAY)
+                self.enter(_task_phase(event.task))
         elif event.phase in _TIMED:
             self.enter(_TIMED[event.phase])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from orchestrator import provision, render
+from orchestrator.names import PYTHON_APT_VOLUME
 from orchestrator.provision import KEEP_ALIVE
 from orchestrator.render import ParentConfig, RenderInput
 from orchestrator.spec import ImageConfig
@@ -225,7 +228,10 @@ def test_apt_cache_volumes_are_the_images_own_in_its_project() -> None:
     assert run[run.index("rolecast-apt-lists-0123456789abcdef-web:/var/lib/apt/lists") - 1] == "-v"
     assert "rolecast-apt-cache-0123456789abcdef-web:/var/cache/apt" in run
     other = render.run_command(make_input(apt_cache=True, project_id="fedcba9876543210"))
-    assert not set(run) & {a for a in other if "rolecast-apt" in a}
+    shared = f"{PYTHON_APT_VOLUME}:{provision.PYTHON_APT_HOME}"
+    # python3-apt, unpacked once, is the host's: shared by every project's builds
+    assert shared in run and shared in other
+    assert not set(run) & {a for a in other if "rolecast-apt" in a} - {shared}
     assert not any("rolecast-apt" in a for a in render.run_command(make_input()))
 
 
@@ -278,6 +284,7 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
     [
         provision.bootstrap_script(),
         provision.bootstrap_script("run", apt_cache=True),
+        provision.bootstrap_script("run", apt_cache=True, lists_wait=True),
         provision.cleanup_script(ImageConfig()),
         provision.cleanup_script(ImageConfig(), apt_cache=True),
         provision.bootstrap_script("skip"),
@@ -412,3 +419,52 @@ def test_extra_vars_come_after_the_specs_and_before_the_connection() -> None:
     spec_vars = args.index("@/p/.rolecast/build/web/vars.json")
     assert args[spec_vars + 1 : spec_vars + 5] == extra
     assert args.index("ansible_connection=docker") > spec_vars + 4
+
+
+def test_the_play_waits_for_the_lists_the_bootstrap_fetches_in_the_background() -> None:
+    items: list[render.PlayItem] = [("app", {})]
+    waits = json.loads(render.generated_playbook("app", "h", items, "run", True).split("\n", 1)[1])
+    assert waits[0]["pre_tasks"] == provision.lists_barrier()
+    assert all(task["tags"] == ["always"] for task in waits[0]["pre_tasks"])  # even with -t
+    plain = json.loads(render.generated_playbook("app", "h", items).split("\n", 1)[1])
+    assert "pre_tasks" not in plain
+    background = "\n".join(provision.bootstrap_script("run", apt_cache=True, lists_wait=True))
+    assert "lists_in_background\n" in background + "\n"
+    foreground = "\n".join(provision.bootstrap_script("run", apt_cache=True))
+    assert "lists_in_background" not in foreground and "  fresh_lists\n" in foreground
+    # the clean-up waits too: no apt-get of the build runs at the commit
+    cleanup = "\n".join(provision.cleanup_script(ImageConfig(), apt_cache=True))
+    assert f"flock {provision.LISTS_LOCK} true" in cleanup
+
+
+def test_the_lists_barrier_waits_for_the_background_fetch_and_prints_what_it_said(
+    tmp_path: Path,
+) -> None:
+    """The bootstrap's shell function, run with a fetch that waits on a pipe: the barrier
+    (the play's first task) returns only once the fetch has ended, with its output."""
+    if shutil.which("flock") is None:
+        pytest.fail("flock (util-linux) is needed on the test machine")
+    helpers = tmp_path / "helpers"
+    pipe = tmp_path / "go"
+    os.mkfifo(pipe)
+    function = provision._LISTS_IN_BACKGROUND.replace(provision.APT_HELPERS, str(helpers))
+    script = f"""set -e
+fresh_lists() {{ read line < {pipe}; echo "fetched: $line"; }}
+{function}
+lists_in_background
+echo bootstrap-done
+"""
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.stdout == "bootstrap-done\n", done.stderr  # it did not wait for the fetch
+    barrier = provision.lists_barrier()[0]["ansible.builtin.shell"]
+    assert isinstance(barrier, str)
+    waiting = subprocess.Popen(
+        ["bash", "-c", barrier.replace(provision.APT_HELPERS, str(helpers))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    with pytest.raises(subprocess.TimeoutExpired):
+        waiting.wait(timeout=0.5)  # still held by the fetch
+    pipe.write_text("lists\n")
+    out, _ = waiting.communicate(timeout=30)
+    assert out == "fetched: lists\n"

@@ -138,6 +138,8 @@ def render_input(
         verbose=ctx.options.verbose,
         ansible_playbook=ansible_playbook(),
         apt_cache=image.spec.config.cleanup,
+        # The generated play waits for apt's lists; a user's own playbook cannot.
+        lists_wait=image.spec.config.cleanup and image.playbook is None,
         project_id=ctx.identity,
         services=image.services,
         tools_dir=build_dir / "tools",
@@ -187,7 +189,9 @@ def write_inputs(
         (stage_role / "meta" / "main.yml").write_text(render.STAGE_ROLE_META, encoding="utf-8")
         (stage_role / "tasks" / "main.yml").write_text(render.STAGE_ROLE_TASKS, encoding="utf-8")
         (build_dir / "playbook.yml").write_text(
-            render.generated_playbook(image.name, inp.host_alias, items, inp.services),
+            render.generated_playbook(
+                image.name, inp.host_alias, items, inp.services, inp.lists_wait
+            ),
             encoding="utf-8",
         )
         # The idempotence gate applies every role again, whatever came from the cache.

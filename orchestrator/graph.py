@@ -25,16 +25,18 @@ def github_matrix(project: Project, plans: list[ImagePlan]) -> dict[str, Any]:
     """The images to build, grouped into levels; level N's images need only levels < N.
 
     `include` lists them all; `levels[N].include` is one job's matrix. Images that are
-    fresh are left out; a level with nothing to build has an empty `include`.
+    fresh here are left out; a level with nothing to build has an empty `include`. An
+    image fresh only in the shared cache (`fresh (registry)`) keeps its job: its
+    `build --push` adds the image's tags in the registry, with nothing built or pulled.
     """
     level = levels(project, plans)
-    todo = [p for p in plans if p.status != "fresh"]
+    todo = [p for p in plans if p.status != "fresh" or p.remote is not None]
     depth = max(level.values(), default=-1) + 1
     entries = [
         {
             "image": p.name,
             "level": level[p.name],
-            "status": p.status,
+            "status": p.shown_status,
             "first_stage": p.first_stage,
             "fingerprint": p.fingerprint[:12],
         }

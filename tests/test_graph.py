@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from orchestrator import graph
-from orchestrator.plan import ImagePlan
+from orchestrator.plan import ImagePlan, InRegistry
 from orchestrator.project import load_project
 
 from .conftest import ROOT
@@ -25,6 +27,15 @@ def test_github_matrix_groups_what_needs_building_by_level() -> None:
     assert matrix["count"] == 2
     nothing = graph.github_matrix(project, plans())
     assert nothing["include"] == [] and nothing["count"] == 0
+
+
+def test_an_image_fresh_only_in_the_shared_cache_keeps_its_job_to_add_its_tags() -> None:
+    project = load_project(ROOT)
+    remote = InRegistry("127.0.0.1:5000/cache:app-ffff", "sha256:" + "a" * 64, None)  # type: ignore[arg-type]
+    listed = [replace(p, remote=remote) if p.name == "app" else p for p in plans()]
+    matrix = graph.github_matrix(project, listed)
+    assert [(e["image"], e["status"]) for e in matrix["include"]] == [("app", "fresh (registry)")]
+    assert matrix["count"] == 1
 
 
 def test_mermaid_and_dot_colour_each_image_by_status() -> None:

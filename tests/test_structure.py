@@ -29,7 +29,7 @@ LAYERS = [
     {"publish"},
     {"build", "build.context", "build.preflight", "build.fleet", "build.image",
      "build.recovery", "build.parents", "build.stages", "build.cache", "build.inputs",
-     "build.packer", "build.verify", "build.preview"},
+     "build.packer", "build.verify", "build.preview", "build.fresh", "build.push"},
     {"progress", "starter"},
     {"cli", "cli.app", "cli.arguments", "cli.options", "cli.inspecting", "cli.building",
      "cli.cache", "__main__"},

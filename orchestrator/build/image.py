@@ -1,7 +1,7 @@
 """One image's build, from its inputs to its result. Each phase is a function named as the
 progress shows it, and hands what it found to the next:
 
-    lock and recover -> parent -> plan -> (fresh: keep) -> stages -> inputs -> packer
+    lock and recover -> parent -> plan -> (fresh: keep, in fresh.py) -> stages -> inputs -> packer
     -> gates -> record -> share stages -> push
 """
 
@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import time
 
-from ..engines import EngineError
 from ..errors import BuildFailedError
 from ..fingerprint import Manifest
-from ..names import shared_stage_tag
-from ..plan import ImagePlan, InRegistry, assess
+from ..plan import ImagePlan, assess
 from ..project import ResolvedImage
-from ..publish import copy_image, credentials, publish_image
-from ..report import PARENT, PUSH, START, ImageResult, Outcome, Phase
+from ..report import PARENT, START, ImageResult, Outcome, Phase
 from ..state import LastBuild
 from . import stages
 from .context import Context
+from .fresh import keep_fresh, keep_remote, pull_remote_parent
 from .inputs import BuildInputs, prepare
 from .packer import PackerRun, run_packer
 from .parents import Parent, ensure_parent
+from .push import push
 from .recovery import Held, drop_if_unused, image_lock, recover
 from .verify import gated, run_gates
 
@@ -83,127 +82,6 @@ def find_parent(ctx: Context, image: ResolvedImage, built: ImageResult | None) -
     ):
         return None
     return ensure_parent(ctx, image, built)
-
-
-def pull_remote_parent(ctx: Context, image: ResolvedImage, built: ImageResult | None) -> Parent:
-    """A parent fresh in the shared cache only, pulled (and tagged as its own) because its
-    child must be built on it."""
-    assert built is not None and built.fingerprint and ctx.options.cache_from
-    parent = ctx.project.images[image.parent]
-    source = shared_stage_tag(ctx.options.cache_from, parent.slug, built.fingerprint)
-    fetch_remote(ctx, image, source, built.tags)
-    return ensure_parent(ctx, image, built)
-
-
-def fetch_remote(ctx: Context, image: ResolvedImage, source: str, tags: list[str]) -> str:
-    """Pull an image of the shared cache, tag it with `tags`, drop the cache's tag; its id."""
-    ctx.emit(image.name, Phase.CACHE, f"pulling {source}")
-    try:
-        ctx.engine.pull(source, credentials())
-        found = ctx.engine.image(source)
-        if found is None:
-            raise EngineError("not found after the pull")
-        for tag in tags:
-            ctx.engine.tag(found.id, tag)
-    except EngineError as exc:
-        raise BuildFailedError(f"image {image.name}: could not pull {source}: {exc}") from None
-    ctx.engine.remove_image(source)
-    return found.id
-
-
-def keep_remote(
-    ctx: Context,
-    image: ResolvedImage,
-    manifest: Manifest,
-    remote: InRegistry,
-    recovered: tuple[str, ...],
-) -> ImageResult:
-    """Fresh in the shared cache: with --push, its tags are added in the registry itself
-    (nothing pulled, nothing run); without, only the image is pulled and tagged."""
-    tags = [f"{image.repository}:{t}" for t in ctx.rules.for_image(image, manifest.fingerprint)]
-    names = [s.name for s in manifest.stages]
-    record = ctx.history.start(image.name, manifest.fingerprint, names)
-    try:
-        image_id, copied = tag_remote(ctx, image, manifest, remote, tags, record)
-    except BuildFailedError as exc:
-        ctx.history.finish(record, Outcome.FAILED, error=str(exc))
-        raise
-    ctx.history.finish(record, Outcome.FRESH, image_id=image_id, tags=tags)
-    LastBuild(image_id, tags, manifest).write(ctx.project, image)
-    found = ctx.engine.image(image_id)
-    ctx.emit(image.name, Phase.DONE, f"fresh (registry), {image_id[7:19]}")
-    return ImageResult(
-        name=image.name,
-        result=Outcome.FRESH,
-        tags=tags,
-        image_id=image_id,
-        size=found.size if found else None,
-        notes=[*recovered, f"fresh (registry): {remote.reference}"],
-        fingerprint=manifest.fingerprint,
-        stages_reused=names,
-        pushed=copied,
-        record=record,
-    )
-
-
-def keep_fresh(
-    ctx: Context,
-    image: ResolvedImage,
-    manifest: Manifest,
-    last: LastBuild | None,
-    recovered: tuple[str, ...],
-) -> ImageResult:
-    """Nothing changed: no container starts; the tags are (re)applied to the last image."""
-    assert last is not None
-    tags = ctx.rules.for_image(image, manifest.fingerprint)
-    for tag in tags:
-        ctx.engine.tag(last.image_id, f"{image.repository}:{tag}")
-    names = [s.name for s in manifest.stages]
-    full_tags = [f"{image.repository}:{t}" for t in tags]
-    record = ctx.history.start(image.name, manifest.fingerprint, names)
-    ctx.history.finish(record, Outcome.FRESH, image_id=last.image_id, tags=full_tags)
-    pushed = push(ctx, image, manifest, record)
-    notes = [*recovered, "fresh: nothing changed since the last build"]
-    stages.share(ctx, image, manifest, notes, last.image_id)
-    found = ctx.engine.image(last.image_id)
-    ctx.emit(image.name, Phase.DONE, f"fresh, {last.image_id[7:19]} {' '.join(tags)}")
-    return ImageResult(
-        name=image.name,
-        result=Outcome.FRESH,
-        tags=full_tags,
-        image_id=last.image_id,
-        size=found.size if found else None,
-        notes=notes,
-        fingerprint=manifest.fingerprint,
-        stages_reused=names,
-        pushed=pushed,
-        record=record,
-    )
-
-
-def tag_remote(
-    ctx: Context,
-    image: ResolvedImage,
-    manifest: Manifest,
-    remote: InRegistry,
-    tags: list[str],
-    record: int,
-) -> tuple[str, list[dict[str, str]]]:
-    """The tags of an image fresh in the shared cache: copied in the registry (--push), or
-    on the image pulled from it; its id and what was pushed."""
-    pushing = ctx.options.push or image.spec.push
-    copied = None
-    if pushing:
-        ctx.clocks[image.name].enter(PUSH)
-        copied = copy_image(
-            ctx.engine, image, ctx.rules, manifest.fingerprint, remote.reference, ctx.on_event
-        )
-    if copied is not None:
-        ctx.history.set_pushed(record, copied)
-        return remote.image_id, copied
-    # Not pushing, or the cache is in another registry than the image: pull it.
-    image_id = fetch_remote(ctx, image, remote.reference, tags)
-    return image_id, push(ctx, image, manifest, record) if pushing else []
 
 
 def build_stale(
@@ -307,16 +185,3 @@ def record_build(
             drop_if_unused(ctx, last.image_id)
     for old in inputs.replaced:
         drop_if_unused(ctx, old)
-
-
-def push(
-    ctx: Context, image: ResolvedImage, manifest: Manifest, record: int
-) -> list[dict[str, str]]:
-    """Push the image's tags when asked (--push, `push: true`); moving tags last."""
-    if not (ctx.options.push or image.spec.push):
-        return []
-    ctx.clocks[image.name].enter(PUSH)
-    pushed = publish_image(ctx.engine, image, ctx.rules, manifest.fingerprint, ctx.on_event)
-    if pushed:
-        ctx.history.set_pushed(record, pushed)
-    return pushed

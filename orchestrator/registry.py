@@ -33,6 +33,30 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ACCEPT = ", ".join((DOCKER_MANIFEST, OCI_MANIFEST, DOCKER_LIST, OCI_INDEX))
 INDEXES = (DOCKER_LIST, OCI_INDEX)
 TIMEOUT = 60.0
+# A registry that drops a connection or answers 429/502/503/504 is asked again, three
+# times, waiting longer each time (and as its Retry-After says).
+RETRIES = 3
+BACKOFF = 0.5
+
+
+def retrying_session() -> requests.Session:
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=RETRIES,
+        backoff_factor=BACKOFF,
+        status_forcelist=(429, 502, 503, 504),
+        allowed_methods=None,  # every request here can be sent again: blobs are in memory
+        raise_on_status=False,  # the last answer is the error's
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 DOCKER_HUB = "docker.io"
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
@@ -108,7 +132,7 @@ class Registry:
     host: str
     secure: bool = True
     login: tuple[str, str] | None = field(default=None, repr=False)  # never shown
-    session: requests.Session = field(default_factory=requests.Session, repr=False)
+    session: requests.Session = field(default_factory=retrying_session, repr=False)
     _tokens: dict[str, str] = field(default_factory=dict, repr=False)
     _basic: bool = False
 

@@ -20,6 +20,7 @@ import pytest
 from orchestrator.registry import (
     DOCKER_MANIFEST,
     OCI_INDEX,
+    RETRIES,
     Manifest,
     Reference,
     Registry,
@@ -40,6 +41,7 @@ def sha(data: bytes) -> str:
 class Store:
     auth: str = "none"  # none | basic | bearer
     refuse_mounts: bool = False
+    unavailable: int = 0  # the next requests answered 503, as a registry restarting
     blobs: dict[str, dict[str, bytes]] = field(default_factory=dict)  # repo -> digest -> data
     manifests: dict[str, dict[str, tuple[str, bytes]]] = field(default_factory=dict)
     uploads: dict[str, str] = field(default_factory=dict)  # upload id -> repo
@@ -123,6 +125,10 @@ def handler(store: Store, port: list[int]) -> type[BaseHTTPRequestHandler]:
                     return self.reply(401)
                 store.scopes.append(query.get("scope", []))
                 return self.reply(200, json.dumps({"token": TOKEN}).encode())
+            if store.unavailable > 0:
+                store.unavailable -= 1
+                store.seen.append((self.command, self.path, "503"))
+                return self.reply(503, b"restarting")
             if not self.allowed():
                 return None
             match = re.fullmatch(r"/v2/(.+)/(manifests|blobs/uploads|blobs)/(.*)", parts.path)
@@ -288,3 +294,18 @@ def test_references_name_their_registry() -> None:
         "docker.io", "library/debian", "bookworm"
     )
     assert Reference.parse("ghcr.io/o/app") == Reference("ghcr.io", "o/app", "latest")
+
+
+def test_a_registry_that_answers_503_for_a_while_is_asked_again(
+    served: tuple[Store, str],
+) -> None:
+    store, host = served
+    manifest = store.add_image("cache", "app-1", {"a": "b"})
+    store.unavailable = 2
+    assert client(host).copy("cache", manifest, "team/app", "v1") == manifest.digest
+    assert [s for s in store.seen if s[2] == "503"] == store.seen[:2]
+    assert store.manifests["team/app"]["v1"][1] == manifest.data
+    store.unavailable = 1 + RETRIES  # longer than the retries: the registry's own answer
+    with pytest.raises(RegistryError, match="manifest cache:app-1: HTTP 503 restarting"):
+        client(host).manifest("cache", "app-1")
+    assert store.unavailable == 0  # asked 1 + RETRIES times

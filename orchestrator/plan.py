@@ -32,6 +32,7 @@ class ImagePlan:
     fingerprint: str
     image_id: str | None
     cached: int = -1  # the deepest stage in the local cache, where a build resumes
+    cached_tag: str = ""  # that stage's tag: the image's own, or another image's (shared)
     changes: tuple[str, ...] = ()  # every input that changed since the last build
     remote: InRegistry | None = None  # fresh in the shared cache, not in the engine
 
@@ -56,20 +57,24 @@ class ImagePlan:
         return self.status == "fresh"
 
 
-def cached_start(engine: Engine, project: Project, image: ResolvedImage, manifest: Manifest) -> int:
+def cached_start(
+    engine: Engine, project: Project, image: ResolvedImage, manifest: Manifest
+) -> tuple[int, str]:
     """The index of the deepest stage this project has cached, the image's own or another
-    image's of the same fingerprint (the same parent, roles and inputs), or -1."""
+    image's of the same fingerprint (the same parent, roles and inputs), and its tag; or
+    (-1, "")."""
     if not image.layered:
-        return -1
+        return -1, ""
     others: dict[str, str] | None = None
     for index in reversed(range(len(manifest.stages) - 1)):  # the commit stage is not cached
         fingerprint = manifest.stages[index].fingerprint
-        if engine.image(stage_tag(project.identity, image.slug, fingerprint)) is not None:
-            return index
+        own = stage_tag(project.identity, image.slug, fingerprint)
+        if engine.image(own) is not None:
+            return index, own
         others = project_stages(engine, project) if others is None else others
         if fingerprint[:32] in others:
-            return index
-    return -1
+            return index, others[fingerprint[:32]]
+    return -1, ""
 
 
 def project_stages(engine: Engine, project: Project) -> dict[str, str]:
@@ -147,14 +152,14 @@ def _assess(
         status: str, reason: str, first: str | None, changes: tuple[str, ...] = ()
     ) -> tuple[ImagePlan, Manifest]:
         current = last.image_id if last else None
-        start = -1
-        if first is not None:
+        start, tag = -1, ""
+        if first is not None and use_cache and parent_fresh:
             # What the build will run first: after the deepest cached stage, if any.
-            use = use_cache and parent_fresh
-            start = cached_start(engine, project, image, manifest) if use else -1
+            start, tag = cached_start(engine, project, image, manifest)
+        if first is not None:
             first = manifest.stages[start + 1].name
         found = ImagePlan(
-            image.name, status, reason, first, manifest.fingerprint, current, start, changes
+            image.name, status, reason, first, manifest.fingerprint, current, start, tag, changes
         )
         return found, manifest
 

@@ -45,6 +45,8 @@ def retrying_session() -> requests.Session:
 
     retry = Retry(
         total=RETRIES,
+        connect=1,  # a refused connection is asked again once, at once: a registry that is
+        # not there (a cache only saves time) must not hold a plan up for seconds
         backoff_factor=BACKOFF,
         status_forcelist=(429, 502, 503, 504),
         allowed_methods=None,  # every request here can be sent again: blobs are in memory

@@ -95,7 +95,7 @@ def build_stale(
 ) -> ImageResult:
     """Resume from the deepest cached stage, run Packer, pass the gates, record the image."""
     started = time.monotonic()
-    start = stages.find_start(ctx, image, manifest, parent.reference, planned.cached)
+    start = stages.find_start(ctx, image, manifest, parent.reference, planned)
     stages.ready_apt_cache(ctx, image)
     inputs = prepare(ctx, image, manifest, start, parent.config, gated(ctx, image))
     record = ctx.history.start(image.name, manifest.fingerprint, start.reused)

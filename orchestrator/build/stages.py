@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engines import EngineError
+from ..errors import BuildFailedError
 from ..fingerprint import Manifest
 from ..names import (
     apt_volumes,
@@ -15,7 +16,7 @@ from ..names import (
     shared_stage_tag,
     stage_tag,
 )
-from ..plan import project_stages
+from ..plan import ImagePlan
 from ..project import Project, ResolvedImage
 from ..publish import credentials, share_stages
 from ..report import Phase
@@ -38,11 +39,11 @@ def stage_at(project: Project, image: ResolvedImage, manifest: Manifest, index: 
 
 
 def find_start(
-    ctx: Context, image: ResolvedImage, manifest: Manifest, parent: str, cached: int
+    ctx: Context, image: ResolvedImage, manifest: Manifest, parent: str, planned: ImagePlan
 ) -> Start:
-    """The deepest stage this project has (`cached`, as the plan found it), or a deeper one
-    the shared cache has (then pulled)."""
-    start, use_cache = cached, not ctx.forced(image.name, image.spec_name)
+    """The deepest stage this project has (as the plan found it), or a deeper one the
+    shared cache has (then pulled)."""
+    start, use_cache = planned.cached, not ctx.forced(image.name, image.spec_name)
     pulled: list[str] = []
     if use_cache and ctx.options.cache_from and image.layered:
         start, pulled = pull_stages(ctx, image, manifest, start)
@@ -53,17 +54,23 @@ def find_start(
             image.name, Phase.CACHE, f"reusing {', '.join(reused)}; running {', '.join(to_run)}"
         )
     source = stage_at(ctx.project, image, manifest, start) if start >= 0 else parent
-    if start >= 0 and ctx.engine.image(source) is None:
-        adopt_stage(ctx, image, manifest, start)
+    if start >= 0 and not pulled and planned.cached_tag != source:
+        adopt_stage(ctx, image, manifest, start, planned.cached_tag)
     return Start(start, reused, pulled, to_run, source)
 
 
-def adopt_stage(ctx: Context, image: ResolvedImage, manifest: Manifest, index: int) -> None:
+def adopt_stage(
+    ctx: Context, image: ResolvedImage, manifest: Manifest, index: int, other: str
+) -> None:
     """Another image of the project has this stage (same parent, roles and inputs): it
     becomes this image's too, by a tag, and the build resumes after it."""
-    fingerprint = manifest.stages[index].fingerprint
-    other = project_stages(ctx.engine, ctx.project)[fingerprint[:32]]
-    ctx.engine.tag(other, stage_at(ctx.project, image, manifest, index))
+    try:
+        ctx.engine.tag(other, stage_at(ctx.project, image, manifest, index))
+    except EngineError as exc:  # removed since the plan (a prune): cannot resume there
+        raise BuildFailedError(
+            f"image {image.name}: the stage {other} it shares is gone ({exc}); "
+            "build again (the plan will not find it)"
+        ) from None
     ctx.emit(image.name, Phase.CACHE, f"{manifest.stages[index].name}: shared with {other}")
 
 

@@ -363,7 +363,7 @@ def generated_playbook(
     them as on a VM.
     """
     entries: list[dict[str, Any]] = []
-    for item in items:
+    for number, item in enumerate(items, 1):
         if isinstance(item, StageCommit):
             stage_vars: dict[str, Any] = {
                 "rolecast_stage_name": item.name,
@@ -371,6 +371,10 @@ def generated_playbook(
             }
             if services == "run":
                 stage_vars["rolecast_stage_services"] = True
+                if number == len(items):
+                    # The play ends here and the clean-up stops every service: starting
+                    # them again only to stop them costs their start and stop.
+                    stage_vars["rolecast_stage_resume"] = False
             entries.append({"role": STAGE_ROLE, "vars": stage_vars})
             continue
         role, params = item
@@ -411,8 +415,10 @@ STAGE_ROLE_TASKS = f"""---
     rolecast_commit: >-
       docker commit {{{{ rolecast_container | quote }}}} {{{{ rolecast_stage_tag | quote }}}}
     rolecast_services: docker exec {{{{ rolecast_container | quote }}}} {SERVICES_COMMAND}
+    rolecast_resume: "{{{{ (' && ' ~ rolecast_services ~ ' resume')
+      if rolecast_stage_resume | default(true) else '' }}}}"
     rolecast_stage_command: "{{{{ (rolecast_services ~ ' stop >/dev/null && ' ~ rolecast_commit
-      ~ ' && ' ~ rolecast_services ~ ' resume') if rolecast_stage_services | default(false)
+      ~ rolecast_resume) if rolecast_stage_services | default(false)
       else rolecast_commit }}}}"
   ansible.builtin.debug:
     msg: "{{{{ lookup('ansible.builtin.pipe', rolecast_stage_command) }}}}"

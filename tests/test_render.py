@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 
@@ -258,6 +260,7 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
                 "rolecast_stage_name": "role nginx",
                 "rolecast_stage_tag": "rolecast-cache/web:bb",
                 "rolecast_stage_services": True,
+                "rolecast_stage_resume": False,  # the last: the clean-up stops them anyway
             },
         },
     ]
@@ -269,11 +272,28 @@ def test_a_stage_commit_sits_between_roles_and_the_commit_role_is_guarded() -> N
         "lookup('ansible.builtin.pipe', rolecast_stage_command)"
         in commit["ansible.builtin.debug"]["msg"]
     )
+
     # The services stop before the commit (what they wrote is on disk) and run again
     # after it, in the same command: a failed stop commits nothing.
-    command = commit["vars"]["rolecast_stage_command"]
-    assert command.index("' stop >/dev/null && ' ~ rolecast_commit") < command.index("resume")
-    assert command.endswith("if rolecast_stage_services | default(false) else rolecast_commit }}")
+    def command(**stage_vars: object) -> str:
+        """The stage's command as Ansible renders it (its vars refer to each other)."""
+        values = {"rolecast_container": "c1", "rolecast_stage_tag": "s:1", **stage_vars}
+        environment = jinja2.Environment()
+        environment.filters["quote"] = shlex.quote
+        for _ in range(3):
+            for name, text in commit["vars"].items():
+                values[name] = environment.from_string(text).render(values)
+        return str(values["rolecast_stage_command"]).strip()
+
+    services = f"c1 {provision.SERVICES_COMMAND}"
+    assert command() == "docker commit c1 s:1"
+    assert command(rolecast_stage_services=True) == (
+        f"docker exec {services} stop >/dev/null && docker commit c1 s:1 && "
+        f"docker exec {services} resume"
+    )
+    assert command(rolecast_stage_services=True, rolecast_stage_resume=False) == (
+        f"docker exec {services} stop >/dev/null && docker commit c1 s:1"
+    )
     assert commit["vars"]["rolecast_services"].endswith("rolecast-services")
     args = render.ansible_arguments(make_input(stage_cache=True))
     assert "rolecast_container=${build.ID}" in args

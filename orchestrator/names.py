@@ -18,6 +18,7 @@ CACHE_REPOSITORY = "rolecast-cache"
 CANDIDATE_REPOSITORY = "rolecast-candidate"
 CONTAINER_PREFIX = "rolecast-"
 APT_VOLUME_PREFIX = "rolecast-apt-"
+FINGERPRINT_LABEL = "io.rolecast.fingerprint"  # on every image built: its final fingerprint
 # The host's one volume of unpacked python3-apt packages, shared by every build.
 PYTHON_APT_VOLUME = f"{APT_VOLUME_PREFIX}python3-apt"
 HOST_ALIAS_PREFIX = "rolecast-"  # the build host's inventory name: rolecast-IMAGE

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .engines import Engine
 from .fingerprint import Manifest, all_changes, image_manifest
-from .names import shared_stage_tag, stage_fingerprint, stage_prefix, stage_tag
+from .names import (
+    FINGERPRINT_LABEL,
+    shared_stage_tag,
+    stage_fingerprint,
+    stage_prefix,
+    stage_tag,
+)
 from .project import Project, ResolvedImage
 from .registry import Manifest as RegistryManifest
 from .registry import Reference, Registry, RegistryError
+from .spec import names_a_host
 from .state import LastBuild
 
 
 @dataclass(frozen=True)
 class InRegistry:
-    """The image of the current fingerprint in the shared cache (`--cache-from`)."""
+    """The image of the current fingerprint in the shared cache (`--cache-from`), or in
+    its own repository under one of its immutable tags."""
 
     reference: str  # REPO:IMAGE-FINGERPRINT
     image_id: str  # its config's digest: the id it has once pulled
@@ -105,6 +114,30 @@ def in_registry(
     return InRegistry(reference, image_id, found)
 
 
+def in_own_repository(
+    engine: Engine, image: ResolvedImage, fingerprint: str, tags: list[str]
+) -> InRegistry | None:
+    """The image of this fingerprint under one of its immutable `tags` in its own
+    repository (a run of the same commit pushed it there), or None. Its config's
+    fingerprint label must be this one. Only a repository that names its registry is
+    asked, and a registry that cannot say is a miss (it only saves time)."""
+    where = Reference.parse(f"{image.repository}:x")
+    if not names_a_host(image.repository.split("/", 1)[0]):
+        return None
+    try:
+        client = Registry.of(engine, where.registry)
+        for tag in tags:
+            found = client.manifest(where.repository, tag)
+            if found is None or found.is_index or found.config_digest is None:
+                continue
+            labels = client.config(where.repository, found).get("config", {}).get("Labels")
+            if (labels or {}).get(FINGERPRINT_LABEL) == fingerprint:
+                return InRegistry(f"{image.repository}:{tag}", found.config_digest, found)
+    except (RegistryError, ValueError):  # ValueError: not a manifest
+        return None
+    return None
+
+
 def parent_words(image: ResolvedImage) -> str:
     if image.parent_kind == "base":
         return f"base image {image.parent}"
@@ -120,15 +153,21 @@ def assess(
     parent_fresh: bool = True,
     use_cache: bool = True,
     cache_from: str | None = None,
+    own_tags: Callable[[str], list[str]] | None = None,
 ) -> tuple[ImagePlan, Manifest]:
     """The plan for one image, given its last build, its parent's current id and whether
     that parent is fresh; one the engine lacks is fresh when the shared cache `cache_from`
-    has it."""
+    has it, or (`own_tags`: its immutable tags for a fingerprint) its own repository."""
     manifest = image_manifest(project, image, parent_id)
     found, manifest = _assess(engine, project, image, last, manifest, parent_fresh, use_cache)
-    if found.fresh or not parent_fresh or not use_cache or cache_from is None:
+    if found.fresh or not parent_fresh or not use_cache:
         return found, manifest
-    remote = in_registry(engine, cache_from, image, manifest.fingerprint)
+    remote = None
+    if cache_from is not None:
+        remote = in_registry(engine, cache_from, image, manifest.fingerprint)
+    if remote is None and own_tags is not None:
+        tags = own_tags(manifest.fingerprint)
+        remote = in_own_repository(engine, image, manifest.fingerprint, tags)
     if remote is None:
         return found, manifest
     why = f"in {remote.reference}"
@@ -177,11 +216,19 @@ def _assess(
     return result("stale", changes[0], first_stage, changes)
 
 
+OwnTags = Callable[[ResolvedImage, str], list[str]]  # an image's immutable tags, by fingerprint
+
+
 def plan_images(
-    engine: Engine, project: Project, names: list[str], cache_from: str | None = None
+    engine: Engine,
+    project: Project,
+    names: list[str],
+    cache_from: str | None = None,
+    own_tags: OwnTags | None = None,
 ) -> list[ImagePlan]:
     """The plan for the named images and their parents, in build order; builds nothing.
-    With `cache_from`, an image the engine lacks is fresh when that shared cache has it."""
+    With `cache_from`, an image the engine lacks is fresh when that shared cache has it;
+    with `own_tags`, also when its own repository has it under one of those tags."""
     plans: dict[str, ImagePlan] = {}
     for name in project.select(names):
         image = project.images[name]
@@ -195,7 +242,8 @@ def plan_images(
             parent_id = found.id if found else f"absent {reference}"
             parent_fresh = True
         last = LastBuild.read(project, image)
+        mine = (lambda fp, image=image: own_tags(image, fp)) if own_tags else None
         plans[name], _ = assess(
-            engine, project, image, last, parent_id, parent_fresh, cache_from=cache_from
+            engine, project, image, last, parent_id, parent_fresh, True, cache_from, mine
         )
     return list(plans.values())

@@ -158,6 +158,12 @@ class TagRules:
     git: GitInfo = GitInfo()
     now: dt.datetime = dt.datetime.fromtimestamp(0, dt.UTC)
 
+    def immutable(self, image: ResolvedImage, fingerprint: str) -> list[str]:
+        """The image's tags that never move to another image (a version, a commit)."""
+        moving: set[str] = set()
+        tags = self.for_image(image, fingerprint, moving)
+        return [t for t in tags if t not in moving]
+
     def for_image(
         self, image: ResolvedImage, fingerprint: str | None, moving: set[str] | None = None
     ) -> list[str]:

@@ -14,7 +14,7 @@ from orchestrator.build import packer
 from orchestrator.build.context import BuildOptions, Context
 from orchestrator.build.image import build_image
 from orchestrator.history import History
-from orchestrator.names import shared_stage_tag
+from orchestrator.names import FINGERPRINT_LABEL, shared_stage_tag
 from orchestrator.plan import plan_images
 from orchestrator.project import Project, load_project
 from orchestrator.registry import Manifest
@@ -155,3 +155,41 @@ def test_build_without_push_pulls_only_the_final_image(
     # The next plan, without the cache, finds it fresh in the engine.
     (again, _) = plan_images(engine, project, [])
     assert again.status == "fresh" and again.remote is None
+
+
+def test_an_image_its_own_repository_holds_under_an_immutable_tag_is_fresh_there(
+    tmp_path: Path,
+    served: tuple[Store, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second run of the same commit (another runner, a retried pipeline) with --push
+    and no shared cache: the image's own repository already has it under its immutable
+    tag, with the same fingerprint; its tags are added there, nothing is built."""
+    store, host = served
+    engine, fake, project, _ = faked_build(tmp_path, store, host, monkeypatch)
+    rules = TagRules(extra=("build-7",), now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+    def own(image: Any, fingerprint: str) -> list[str]:
+        return rules.immutable(image, fingerprint)
+
+    (before,) = plan_images(engine, project, ["app"])
+    assert before.status == "missing"
+    held = store.add_image("team/app", "build-7", {FINGERPRINT_LABEL: before.fingerprint})
+    (seen,) = plan_images(engine, project, ["app"], None, own)
+    assert seen.shown_status == "fresh (registry)"
+    assert seen.as_dict()["registry"] == f"{host}/team/app:build-7"
+    assert plan_images(engine, project, ["app"])[0].status == "missing"  # not asked: not pushing
+    ctx = Context(project, BuildOptions(push=True), engine, lambda event: None, rules)
+    app = build_image(ctx, "app", None)
+    assert app.result == "fresh"
+    assert [p["reference"] for p in app.pushed] == [
+        f"{host}/team/app:build-7",  # immutable first
+        f"{host}/team/app:latest",
+    ]
+    assert store.manifests["team/app"]["latest"][1] == held.data
+    assert fake.sources == []  # no Packer, no container
+    assert [c for c in engine.calls if c[0] in ("pull", "push", "run")] == []
+    # Another image under that tag (its label names another fingerprint): not this one.
+    store.add_image("team/app", "build-7", {FINGERPRINT_LABEL: "0" * 64})
+    (other,) = plan_images(engine, project, ["app"], None, own)
+    assert other.remote is None and other.status == "missing"

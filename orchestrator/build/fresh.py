@@ -128,7 +128,8 @@ def fetch_remote(ctx: Context, image: ResolvedImage, source: str, tags: list[str
             ctx.engine.tag(found.id, tag)
     except EngineError as exc:
         raise BuildFailedError(f"image {image.name}: could not pull {source}: {exc}") from None
-    ctx.engine.remove_image(source)
+    if source not in tags:  # the shared cache's name, not one of the image's own tags
+        ctx.engine.remove_image(source)
     return found.id
 
 

@@ -59,7 +59,9 @@ def plan(
     ctx: Context, image: ResolvedImage, parent_id: str, last: LastBuild | None, forced: bool
 ) -> tuple[ImagePlan, Manifest]:
     """Fresh, stale or missing, against the last build (read once, at the start), or fresh
-    in the shared cache (`--cache-from`); a forced image uses no cached stage."""
+    in the shared cache (`--cache-from`) or, when pushing, in its own repository under
+    one of its immutable tags; a forced image uses no cached stage."""
+    pushing = ctx.options.push or image.spec.push
     return assess(
         ctx.engine,
         ctx.project,
@@ -68,6 +70,7 @@ def plan(
         parent_id,
         use_cache=not forced,
         cache_from=ctx.options.cache_from,
+        own_tags=(lambda fp: ctx.rules.immutable(image, fp)) if pushing else None,
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__, provision, render
 from ..errors import ToolMissingError, UsageError
 from ..fingerprint import Manifest, stage_roles
-from ..names import candidate_repository, host_alias
+from ..names import FINGERPRINT_LABEL, candidate_repository, host_alias
 from ..project import Project, ResolvedImage
 from ..report import Phase
 from ..tools import community_docker_installed, mitogen_strategy_dir
@@ -118,7 +118,7 @@ def render_input(
         parent_is_local=True,
         parent_config=parent_config,
         config=image.spec.config,
-        labels=labels(ctx, image, tags) | {"io.rolecast.fingerprint": fingerprint},
+        labels=labels(ctx, image, tags) | {FINGERPRINT_LABEL: fingerprint},
         repository=image.repository,
         tags=tags,
         build_id=build_id,

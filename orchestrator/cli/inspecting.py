@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from ..project import Project
+    from ..project import Project, ResolvedImage
 
 from .app import _checked_project, _fail, _project, app, err, guarded, out, state, table
 from .options import (
@@ -19,6 +19,7 @@ from .options import (
     ExtraVarsOption,
     VaultFileOption,
     VaultIdOption,
+    VersionOption,
     image_names,
 )
 
@@ -146,6 +147,17 @@ def plan_command(
         ),
     ] = False,
     cache_from: CacheFromOption = None,
+    push: Annotated[
+        bool,
+        typer.Option(
+            "--push",
+            metavar="",
+            envvar="ROLECAST_PUSH",
+            help="Plan as `build --push`: an image its own repository holds under one of "
+            "its immutable tags is fresh (registry).",
+        ),
+    ] = False,
+    version: VersionOption = None,
 ) -> None:
     """Say which images are fresh, stale or missing, from which stage, and why."""
     from .. import graph
@@ -165,7 +177,16 @@ def plan_command(
         problem = registry_problem(cache_from, repository=True)
         if problem is not None:
             raise _fail(UsageError(f"--cache-from: {problem}"))
-    plans = guarded(lambda: plan_images(connect(), project, list(images or []), cache_from))
+    from .building import _rules
+
+    rules = _rules(project, version)
+
+    def own_tags(image: ResolvedImage, fingerprint: str) -> list[str]:
+        return rules.immutable(image, fingerprint) if push or image.spec.push else []
+
+    plans = guarded(
+        lambda: plan_images(connect(), project, list(images or []), cache_from, own_tags)
+    )
     if output_format == "json":
         typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
     elif output_format == "github-matrix":

@@ -75,6 +75,11 @@ def candidate_repository(identity: str, slug: str) -> str:
     return f"{CANDIDATE_REPOSITORY}/{identity}/{slug}"
 
 
+def candidate_pattern(identity: str) -> str:
+    """Every candidate repository of the project (Docker's reference filter pattern)."""
+    return f"{CANDIDATE_REPOSITORY}/{identity}/*"
+
+
 PROJECT_LABEL = "io.rolecast.project"
 CHECKOUT_LABEL = "io.rolecast.checkout"  # the project's root directory
 HOST_LABEL = "io.rolecast.host"

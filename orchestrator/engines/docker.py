@@ -251,8 +251,8 @@ class DockerEngine:
 
     def tag(self, source: str, target: str) -> None:
         repository, tag = target.rsplit(":", 1)
-        try:
-            self.client.images.get(source).tag(repository, tag)
+        try:  # one request: the SDK's images.get(source).tag() inspects the image first
+            self.client.api.tag(source, repository, tag)
         except _failures() as exc:
             raise EngineError(f"tag {target}: {_reason(exc)}") from None
 

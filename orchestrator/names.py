@@ -39,7 +39,12 @@ def container_name(identity: str, slug: str, build_id: str) -> str:
 
 
 def container_prefix(identity: str, slug: str) -> str:
-    return f"{CONTAINER_PREFIX}{identity}-{slug}-"
+    return f"{project_containers(identity)}{slug}-"
+
+
+def project_containers(identity: str) -> str:
+    """The prefix of the names of every build container of the project."""
+    return f"{CONTAINER_PREFIX}{identity}-"
 
 
 def stage_repository(identity: str, slug: str) -> str:

@@ -176,6 +176,7 @@ class FakeEngine:
     def containers(
         self, *, name_prefix: str | None = None, label: str | None = None
     ) -> list[ContainerInfo]:
+        self.calls.append(("containers", name_prefix or "", label or ""))
         found = []
         for c in self.containers_by_id.values():
             if name_prefix is not None and not c.name.startswith(name_prefix):

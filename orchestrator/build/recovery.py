@@ -36,14 +36,15 @@ def recover(ctx: Context, image: ResolvedImage) -> list[str]:
     prefix = container_prefix(ctx.identity, image.slug)
     unfinished = ctx.history.unfinished(image.name)
     try:
-        for container in engine.containers(name_prefix=prefix):
-            engine.remove_container(container.id)
-            notes.append(
-                f"removed container {container.id[:12]} left by build "
-                f"{container.name[len(prefix) :]}, which did not finish"
-            )
-        # A killed build's candidate has its unfinished record; the run's one listing of
-        # the project's candidates finds the rest (a candidate whose removal failed).
+        # A killed build's container and candidate have its unfinished record; the run's
+        # one listing of the project's finds the rest (those whose removal failed).
+        if unfinished or any(name.startswith(prefix) for name in ctx.containers_left):
+            for container in engine.containers(name_prefix=prefix):
+                engine.remove_container(container.id)
+                notes.append(
+                    f"removed container {container.id[:12]} left by build "
+                    f"{container.name[len(prefix) :]}, which did not finish"
+                )
         if unfinished or ctx.candidates_left:
             for found in engine.images(candidate_repository(ctx.identity, image.slug)):
                 for tag in found.tags:

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,7 @@ def _from_json(data: dict[str, Any]) -> InventoryView:
 
 
 _SEEN: dict[str, InventoryView] = {}
+_READING = threading.Lock()  # images are fingerprinted in parallel
 
 
 def inventory_view(inventory: Path, root: Path | None) -> InventoryView:
@@ -167,24 +169,25 @@ def inventory_view(inventory: Path, root: Path | None) -> InventoryView:
     key = cache_key(inventory, root) if root is not None else None
     if key is None or root is None:
         return from_manager(inventory)
-    if key in _SEEN:
+    with _READING:
+        if key not in _SEEN:
+            _SEEN[key] = _kept_or_read(inventory, root, key)
         return _SEEN[key]
+
+
+def _kept_or_read(inventory: Path, root: Path, key: str) -> InventoryView:
     kept = root / CACHE_DIR / f"{digest(str(inventory).encode())[:16]}.json"
-    view = None
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
         entry = json.loads(kept.read_text(encoding="utf-8"))
         if entry["key"] == key:
-            view = _from_json(entry["view"])
-    if view is None:
-        forget_readings()  # this process may have read it before it changed
-        view = from_manager(inventory)
-        with contextlib.suppress(OSError):  # not kept: the next run asks Ansible again
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            written = kept.with_name(f"{kept.name}.{os.getpid()}")
-            text = json.dumps({"key": key, "view": _to_json(view)})
-            written.write_text(text, encoding="utf-8")
-            os.replace(written, kept)
-    _SEEN[key] = view
+            return _from_json(entry["view"])
+    forget_readings()  # this process may have read it before it changed
+    view = from_manager(inventory)
+    with contextlib.suppress(OSError):  # not kept: the next run asks Ansible again
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        written = kept.with_name(f"{kept.name}.{os.getpid()}")
+        written.write_text(json.dumps({"key": key, "view": _to_json(view)}), encoding="utf-8")
+        os.replace(written, kept)
     return view
 
 

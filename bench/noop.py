@@ -69,6 +69,8 @@ def main() -> None:
         f"{args.runs} ({', '.join(f'{w:.2f}' for w in walls)}), {containers} containers; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs"
     )
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("(PYTHONDONTWRITEBYTECODE is set: every run compiles Rolecast's modules)")
     print("\n| cumulative ms | self ms | module |\n|---|---|---|")
     for cumulative, own, name in import_times(root, args.imports):
         print(f"| {cumulative / 1000:.1f} | {own / 1000:.1f} | `{name}` |")

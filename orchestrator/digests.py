@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,14 @@ def digest(data: bytes) -> str:
 
 def value_digest(value: Any) -> str:
     return digest(json.dumps(value, sort_keys=True, default=str).encode())
+
+
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def value_words(value: Any) -> frozenset[str]:
+    """The names a value mentions (for the variable rule: see `variables`)."""
+    return frozenset(WORD.findall(json.dumps(value, default=str)))
 
 
 def file_digest(path: Path) -> str:

@@ -42,7 +42,12 @@ def container_name(identity: str, slug: str, build_id: str) -> str:
 
 
 def container_prefix(identity: str, slug: str) -> str:
-    return f"{CONTAINER_PREFIX}{identity}-{slug}-"
+    return f"{project_containers(identity)}{slug}-"
+
+
+def project_containers(identity: str) -> str:
+    """The prefix of the names of every build container of the project."""
+    return f"{CONTAINER_PREFIX}{identity}-"
 
 
 def stage_repository(identity: str, slug: str) -> str:
@@ -76,6 +81,11 @@ def shared_stage_tag(repository: str, slug: str, fingerprint: str) -> str:
 def candidate_repository(identity: str, slug: str) -> str:
     """Where a gated build's commit waits for its gates, before the real tags move."""
     return f"{CANDIDATE_REPOSITORY}/{identity}/{slug}"
+
+
+def candidate_pattern(identity: str) -> str:
+    """Every candidate repository of the project (Docker's reference filter pattern)."""
+    return f"{CANDIDATE_REPOSITORY}/{identity}/*"
 
 
 PROJECT_LABEL = "io.rolecast.project"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import jinja2
+from typing import Any
 
 from .errors import UsageError
 from .project import ResolvedImage
 from .runner import capture
 from .spec import TAG_RE
+from .tagvars import is_template
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,12 @@ def sanitise(value: str) -> str:
     return cleaned[:128] or "none"
 
 
-_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+@functools.cache
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+
 
 # Semantic versions, as tags allow them (no `+build`): `1.4.2`, `v1.4.2`, `1.5.0-rc.1`.
 SEMVER = re.compile(r"^(v?)(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?$")
@@ -89,8 +95,6 @@ def resolve_tags(
     from image to image (`latest`; `1.4` and `1` of `1.4.2`; a branch name): a push sends
     them after the others.
     """
-    from jinja2 import meta
-
     context: dict[str, object] = {
         "date": now.strftime("%Y%m%d"),
         "git": {
@@ -107,26 +111,9 @@ def resolve_tags(
         context["fingerprint"] = fingerprint[:12]
     out: list[str] = []
     for text in templates:
-        try:
-            parsed = _env.parse(text)
-            uses_version = "version" in meta.find_undeclared_variables(parsed)
-            uses_branch = "branch" in text and "git" in meta.find_undeclared_variables(parsed)
-            values: list[str | None] = [version]
-            if version is not None and uses_version:
-                values = list(version_expansions(version))
-            rendered = []
-            for value in values:
-                extra = {"version": value} if value is not None else {}
-                rendered.append(_env.from_string(text).render(context | extra).strip())
-        except jinja2.UndefinedError as exc:
-            hint = "pass --version" if "'version'" in str(exc) else "check its variables"
-            if "git" in str(exc) or "attribute" in str(exc):
-                hint = "build from a git checkout with a commit (the template uses git)"
-            raise UsageError(
-                f"image {image}: tag template {text!r}: {exc.message}; {hint}"
-            ) from None
-        except jinja2.TemplateError as exc:
-            raise UsageError(f"image {image}: tag template {text!r}: {exc}") from None
+        rendered, uses_branch = [text.strip()], False  # what Jinja makes of plain text
+        if is_template(text):
+            rendered, uses_branch = _render(text, context, version, image)
         for index, tag in enumerate(rendered):
             if moving is not None and (index > 0 or uses_branch or tag == MOVING):
                 moving.add(tag)
@@ -143,6 +130,36 @@ def resolve_tags(
             "add a tag template such as '{{ version }}'"
         )
     return out
+
+
+def _render(
+    text: str, context: dict[str, object], version: str | None, image: str
+) -> tuple[list[str], bool]:
+    """A template's tags (one per expansion of the version it uses), and whether it uses
+    the branch."""
+    import jinja2
+    from jinja2 import meta
+
+    env = _environment()
+    try:
+        parsed = env.parse(text)
+        uses_version = "version" in meta.find_undeclared_variables(parsed)
+        uses_branch = "branch" in text and "git" in meta.find_undeclared_variables(parsed)
+        values: list[str | None] = [version]
+        if version is not None and uses_version:
+            values = list(version_expansions(version))
+        rendered = []
+        for value in values:
+            extra = {"version": value} if value is not None else {}
+            rendered.append(env.from_string(text).render(context | extra).strip())
+    except jinja2.UndefinedError as exc:
+        hint = "pass --version" if "'version'" in str(exc) else "check its variables"
+        if "git" in str(exc) or "attribute" in str(exc):
+            hint = "build from a git checkout with a commit (the template uses git)"
+        raise UsageError(f"image {image}: tag template {text!r}: {exc.message}; {hint}") from None
+    except jinja2.TemplateError as exc:
+        raise UsageError(f"image {image}: tag template {text!r}: {exc}") from None
+    return rendered, uses_branch
 
 
 UNBUILT_FINGERPRINT = "0" * 64  # what `{{ fingerprint }}` sees of an image never built

@@ -11,20 +11,28 @@ read it and the stages after it; a variable no role reads rebuilds nothing.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .digests import file_digest, value_digest
+from .digests import WORD as WORD
+from .digests import file_digest, value_digest, value_words
 from .extra_vars import ExtraVars, FileVars
 from .project.inventory import load_inventory
+from .project.inventory_view import (
+    Encoded,
+    GroupView,
+    HostView,
+    InventoryView,
+    encode,
+    from_manager,
+    inventory_view,
+)
 from .yamlsource import is_vaulted, load_vars
 
-WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DYNAMIC = re.compile(
     r"\bhostvars\b|\bvars\s*\[|lookup\(\s*['\"](?:ansible\.builtin\.)?vars|"
     r"query\(\s*['\"](?:ansible\.builtin\.)?vars|\bvarnames\b"
@@ -66,7 +74,7 @@ class Variables:
 
 
 def _words(value: Any) -> frozenset[str]:
-    return frozenset(WORD.findall(json.dumps(value, default=str)))
+    return value_words(value)
 
 
 def _vars_files(base: Path) -> list[Path]:
@@ -86,59 +94,70 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def _manager(inventory: Path) -> Any:
-    return load_inventory(inventory).manager
-
-
-def _host_groups(inventory: Path, host: str | None, groups: tuple[str, ...]) -> list[Any]:
+def _host_groups(
+    view: InventoryView, host: str | None, groups: tuple[str, ...]
+) -> list[tuple[str, GroupView]]:
     """The inventory groups (ancestors included) the build host belongs to."""
-    manager = _manager(inventory)
-    found: dict[str, Any] = {}
-    entry = manager.get_host(host) if host else None
-    starting = list(entry.get_groups()) if entry is not None else []
-    starting += [manager.groups[g] for g in groups if g in manager.groups]
-    if "all" in manager.groups:
-        starting.append(manager.groups["all"])
-    for group in starting:
-        found[group.name] = group
-        for ancestor in group.get_ancestors():
-            found[ancestor.name] = ancestor
-    return sorted(found.values(), key=lambda g: (g.depth, g.name))
+    entry = view.hosts.get(host) if host else None
+    starting = list(entry.groups) if entry is not None else []
+    starting += [g for g in groups if g in view.groups]
+    if "all" in view.groups:
+        starting.append("all")
+    found: dict[str, GroupView] = {}
+    for name in starting:
+        found[name] = view.groups[name]
+        for ancestor in view.groups[name].ancestors:
+            found[ancestor] = view.groups[ancestor]
+    return sorted(found.items(), key=lambda item: (item[1].depth, item[0]))
 
 
 def inventory_variables(
     inventory: Path, root: Path, host: str | None, groups: tuple[str, ...]
 ) -> Variables:
     """Every variable the inventory gives the build host: inline, group_vars, host_vars."""
-    manager = _manager(inventory)
+    view = inventory_view(inventory, root)
+    if host and host not in view.hosts:  # Ansible's implicit localhost, or none: ask it
+        view = from_manager(inventory)
+        view = replace(view, hosts={**view.hosts, **_implicit(inventory, host)})
     base = inventory if inventory.is_dir() else inventory.parent
     shown = _rel(inventory, root)
     definitions: list[Definition] = []
     opaque: dict[str, str] = {}
-    member_of = _host_groups(inventory, host, groups)
+    member_of = _host_groups(view, host, groups)
 
     def add(source: str, data: dict[str, Any]) -> None:
         for name, value in data.items():
             definitions.append(Definition(source, str(name), value_digest(value), _words(value)))
 
+    def add_encoded(source: str, encoded: Encoded) -> None:
+        for name, value_digest_, words in encoded:
+            definitions.append(Definition(source, name, value_digest_, frozenset(words)))
+
     structure = {
-        "group_names": sorted(g.name for g in member_of if g.name not in ("all", "ungrouped")),
-        "groups": {
-            name: sorted(h.name for h in g.get_hosts()) for name, g in manager.groups.items()
-        },
+        "group_names": sorted(n for n, _ in member_of if n not in ("all", "ungrouped")),
+        "groups": {name: sorted(g.hosts) for name, g in view.groups.items()},
     }
     add(f"{shown} (inventory)", structure)
-    for group in member_of:
-        add(f"{shown} (inventory) group {group.name}", dict(group.get_vars()))
-        for path in _vars_files(base / "group_vars" / group.name):
+    for name, group in member_of:
+        add_encoded(f"{shown} (inventory) group {name}", group.vars)
+        for path in _vars_files(base / "group_vars" / name):
             _read_vars_file(path, _rel(path, root), add, opaque)
     if host:
-        entry = manager.get_host(host)
+        entry = view.hosts.get(host)
         if entry is not None:
-            add(f"{shown} (inventory) host {host}", dict(entry.get_vars()))
+            add_encoded(f"{shown} (inventory) host {host}", entry.vars)
         for path in _vars_files(base / "host_vars" / host):
             _read_vars_file(path, _rel(path, root), add, opaque)
     return Variables(tuple(definitions), opaque)
+
+
+def _implicit(inventory: Path, host: str) -> dict[str, HostView]:
+    """A host the inventory does not list, as Ansible's get_host() gives it (the implicit
+    localhost), or nothing."""
+    entry = load_inventory(inventory).manager.get_host(host)
+    if entry is None:
+        return {}
+    return {host: HostView(tuple(g.name for g in entry.get_groups()), encode(entry.get_vars()))}
 
 
 def extra_variables(extra: ExtraVars, root: Path) -> Variables:

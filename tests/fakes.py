@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,12 +85,18 @@ class FakeEngine:
         return self._find(reference)
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
+        self.calls.append(("images", repository or ""))
         if repository is None:
             return list(self.images_by_id.values())
+        pattern = re.compile("[^/]*".join(map(re.escape, repository.split("*"))))
+
+        def of(tag: str) -> bool:
+            return pattern.fullmatch(tag.rsplit(":", 1)[0]) is not None
+
         return [
-            replace(i, tags=[t for t in i.tags if t.rsplit(":", 1)[0] == repository])
+            replace(i, tags=[t for t in i.tags if of(t)])
             for i in self.images_by_id.values()
-            if any(t.rsplit(":", 1)[0] == repository for t in i.tags)
+            if any(of(t) for t in i.tags)
         ]
 
     def tag(self, source: str, target: str) -> None:
@@ -169,6 +176,7 @@ class FakeEngine:
     def containers(
         self, *, name_prefix: str | None = None, label: str | None = None
     ) -> list[ContainerInfo]:
+        self.calls.append(("containers", name_prefix or "", label or ""))
         found = []
         for c in self.containers_by_id.values():
             if name_prefix is not None and not c.name.startswith(name_prefix):

@@ -75,3 +75,41 @@ def test_the_check_sees_a_heavy_import(tmp_path: Path) -> None:
     modules = imported(["-c", "import typer, orchestrator.cli.app, orchestrator.spec"], tmp_path)
     assert "orchestrator.spec" in too_heavy(modules)
     assert "pydantic" in too_heavy(modules)
+
+
+LATER_SSH = """
+import sys
+import orchestrator.engines.docker
+assert "paramiko" not in sys.modules, "paramiko loaded with the SDK"
+import docker
+if sys.argv[1] == "import":
+    from docker.transport.sshconn import SSHSocket  # another user of the module
+    import paramiko
+    assert SSHSocket.__module__ == "docker.transport.sshconn"
+else:
+    try:  # an ssh:// client: the real transport's paramiko tries to log in
+        docker.APIClient(base_url="ssh://nobody@127.0.0.1:1", timeout=5)
+    except Exception as exc:
+        assert "paramiko" not in str(exc), exc
+import docker.transport.sshconn as sshconn
+import paramiko
+assert sshconn.paramiko is paramiko and hasattr(sshconn, "SSHConnectionPool")
+assert docker.transport.SSHHTTPAdapter is sshconn.SSHHTTPAdapter
+assert docker.api.client.SSHHTTPAdapter is sshconn.SSHHTTPAdapter
+from orchestrator.engines.docker import _failures
+assert paramiko.SSHException in _failures()
+"""
+
+
+@pytest.mark.parametrize("first", ["client", "import"])
+def test_the_docker_sdk_s_ssh_transport_loads_when_first_used(first: str, tmp_path: Path) -> None:
+    """Only ssh:// engines use paramiko: the SDK's ssh transport waits for a use, and that
+    use (or any later importer) gets the real, complete module."""
+    done = subprocess.run(
+        [sys.executable, "-c", LATER_SSH, first],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -16,7 +16,13 @@ from orchestrator.build.context import BuildOptions, Context
 from orchestrator.build.image import build_image
 from orchestrator.errors import BuildFailedError, CommandFailedError
 from orchestrator.history import History
-from orchestrator.names import stage_prefix
+from orchestrator.names import (
+    candidate_pattern,
+    candidate_repository,
+    container_name,
+    project_containers,
+    stage_prefix,
+)
 from orchestrator.project import Project, load_project
 from orchestrator.report import Event
 from orchestrator.state import LastBuild
@@ -302,3 +308,63 @@ def test_apt_volumes_are_labelled_with_their_checkout_and_pruned_when_it_is_gone
         for t in engine.tags()
     )
     assert set(engine.volume_store) == {"rolecast-apt-lists-other-app", "someone-elses"}
+
+
+def test_a_fresh_run_lists_the_engine_s_images_once_and_still_removes_left_candidates(
+    setting: tuple[Project, FakeEngine, FakePacker],
+) -> None:
+    """Listing images walks all of the engine's: one listing a run, not one an image."""
+    project, engine, _ = setting
+    app = build_image(context(project, engine), "app", None)
+    build_image(context(project, engine), "child", app)
+    engine.calls.clear()
+    ctx = context(project, engine)
+    build_image(ctx, "child", build_image(ctx, "app", None))
+    listed = [call for call in engine.calls if call[0] in ("images", "containers")]
+    assert listed == [
+        ("containers", project_containers(project.identity), ""),
+        ("images", candidate_pattern(project.identity)),
+    ]
+    # A candidate whose removal failed, its record finished: the run's listing finds it.
+    left = f"{candidate_repository(project.identity, project.images['app'].slug)}:b1"
+    engine.add_image(left)
+    result = build_image(context(project, engine), "app", None)
+    assert left not in engine.tags()
+    assert f"removed the unchecked candidate {left} of a killed build" in result.notes
+
+
+def test_a_killed_build_s_candidate_is_removed_even_after_the_run_listed_none(
+    setting: tuple[Project, FakeEngine, FakePacker],
+) -> None:
+    project, engine, _ = setting
+    build_image(context(project, engine), "app", None)
+    ctx = context(project, engine)
+    assert not ctx.candidates_left  # listed before the other build left its candidate
+    left = f"{candidate_repository(project.identity, project.images['app'].slug)}:b2"
+    engine.add_image(left)
+    History(project.root).start("app", "f" * 64, [])  # the killed build's record
+    result = build_image(ctx, "app", None)
+    assert left not in engine.tags()
+    assert f"removed the unchecked candidate {left} of a killed build" in result.notes
+    assert History(project.root).records(["app"])[1].result == "interrupted"
+
+
+def test_a_container_left_is_removed_whether_the_run_listed_it_or_its_record_is_open(
+    setting: tuple[Project, FakeEngine, FakePacker],
+) -> None:
+    project, engine, _ = setting
+    build_image(context(project, engine), "app", None)
+    slug = project.images["app"].slug
+    # Its removal failed, its record finished: the run's listing finds it.
+    left = engine.run("example/base:1", name=container_name(project.identity, slug, "b1"))
+    result = build_image(context(project, engine), "app", None)
+    assert left.id not in engine.containers_by_id
+    assert any(n.startswith(f"removed container {left.id[:12]}") for n in result.notes)
+    # Left by a build killed after the run listed the project's containers.
+    ctx = context(project, engine)
+    assert ctx.containers_left == []
+    killed = engine.run("example/base:1", name=container_name(project.identity, slug, "b2"))
+    History(project.root).start("app", "f" * 64, [])
+    result = build_image(ctx, "app", None)
+    assert killed.id not in engine.containers_by_id
+    assert any(n.startswith(f"removed container {killed.id[:12]}") for n in result.notes)

@@ -21,7 +21,7 @@ LAYERS = [
      "container.services"},
     {"spec", "tagvars", "engines", "engines.address", "engines.interface", "engines.docker"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
-     "project.resolver"},
+     "project.resolver", "project.inventory_view"},
     {"variables", "fingerprint", "state", "tags", "tools", "provision"},
     {"plan", "registry", "render", "graph", "requirements", "bases", "gates", "checks",
      "checks.files", "checks.origin", "checks.plays", "checks.vault",

@@ -12,6 +12,7 @@ from typing import Any
 from ..engines import Engine
 from ..history import History
 from ..locks import ProjectLock
+from ..names import candidate_pattern, project_containers
 from ..project import Project
 from ..report import Event, OnEvent, Phase, PhaseClock, TaskTiming, process_age
 from ..tags import TagRules
@@ -80,6 +81,18 @@ class Context:
     @property
     def identity(self) -> str:
         return self.project.identity
+
+    @cached_property
+    def candidates_left(self) -> bool:
+        """Whether any image of the project waits as a gated build's candidate, listed once
+        a run: listing images costs the engine a walk over all of them."""
+        return bool(self.engine.images(candidate_pattern(self.identity)))
+
+    @cached_property
+    def containers_left(self) -> list[str]:
+        """The names of the project's build containers, listed once a run."""
+        found = self.engine.containers(name_prefix=project_containers(self.identity))
+        return [c.name for c in found]
 
     def emit(self, image: str, phase: str, message: str = "", **extra: Any) -> None:
         event = Event(image=image, phase=phase, message=message, **extra)

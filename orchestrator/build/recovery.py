@@ -34,20 +34,25 @@ def recover(ctx: Context, image: ResolvedImage) -> list[str]:
     notes: list[str] = []
     engine = ctx.engine
     prefix = container_prefix(ctx.identity, image.slug)
+    unfinished = ctx.history.unfinished(image.name)
     try:
-        for container in engine.containers(name_prefix=prefix):
-            engine.remove_container(container.id)
-            notes.append(
-                f"removed container {container.id[:12]} left by build "
-                f"{container.name[len(prefix) :]}, which did not finish"
-            )
-        for found in engine.images(candidate_repository(ctx.identity, image.slug)):
-            for tag in found.tags:
-                engine.remove_image(tag)
-                notes.append(f"removed the unchecked candidate {tag} of a killed build")
+        # A killed build's container and candidate have its unfinished record; the run's
+        # one listing of the project's finds the rest (those whose removal failed).
+        if unfinished or any(name.startswith(prefix) for name in ctx.containers_left):
+            for container in engine.containers(name_prefix=prefix):
+                engine.remove_container(container.id)
+                notes.append(
+                    f"removed container {container.id[:12]} left by build "
+                    f"{container.name[len(prefix) :]}, which did not finish"
+                )
+        if unfinished or ctx.candidates_left:
+            for found in engine.images(candidate_repository(ctx.identity, image.slug)):
+                for tag in found.tags:
+                    engine.remove_image(tag)
+                    notes.append(f"removed the unchecked candidate {tag} of a killed build")
     except EngineError as exc:
         notes.append(f"could not look for containers of killed builds: {exc}")
-    for record in ctx.history.unfinished(image.name):
+    for record in unfinished:
         when = dt.datetime.fromtimestamp(record.started, dt.UTC).strftime("%H:%M:%S")
         ctx.history.finish(
             record.id,

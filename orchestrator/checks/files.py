@@ -3,12 +3,14 @@ loader, templates through Jinja's parser, vaulted files named when no password i
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 from ..errors import Problem
 from ..spec import display_path
@@ -28,8 +30,20 @@ INLINE_VAULT = re.compile(r"^[^#\n]*:\s*!vault\b", re.M)
 # A template may set its own delimiters on its first line (`#jinja2: variable_start_string: ...`).
 JINJA_HEADER = "#jinja2:"
 
+
 # Ansible's own Jinja extensions: a template using them parses here as it does there.
-_jinja = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+@functools.cache
+def _jinja() -> jinja2.Environment:
+    """Jinja, loaded when a file is checked (a run whose checks are remembered needs none)."""
+    import jinja2
+
+    return jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+
+
+def _syntax_error() -> type[jinja2.TemplateSyntaxError]:
+    import jinja2
+
+    return jinja2.TemplateSyntaxError
 
 
 def is_vaulted(path: Path) -> bool:
@@ -75,8 +89,8 @@ def expression_problems(data: Any, path: Path, root: Path) -> Iterator[Problem]:
         if "{{" not in text and "{%" not in text:
             continue
         try:
-            _jinja.parse(text)
-        except jinja2.TemplateSyntaxError as exc:
+            _jinja().parse(text)
+        except _syntax_error() as exc:
             from .origin import origin_of
 
             _, line, column = origin_of(text)
@@ -109,8 +123,8 @@ def template_problem(path: Path, root: Path) -> Problem | None:
     if text.startswith(JINJA_HEADER):
         return None  # its own delimiters: the template module knows them, we do not
     try:
-        _jinja.parse(text)
-    except jinja2.TemplateSyntaxError as exc:
+        _jinja().parse(text)
+    except _syntax_error() as exc:
         return Problem(
             display_path(path, root), exc.lineno, None, "", f"Jinja syntax error: {exc.message}"
         )

@@ -8,28 +8,86 @@ engine's own reason, or as "absent" (None, False) where absence is an answer.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import io
 import ipaddress
 import logging
 import socket
 import subprocess
+import sys
 import tarfile
+import types
 from pathlib import Path
 from typing import Any
 
-import docker
-from docker.errors import DockerException, ImageNotFound, NotFound
-from paramiko import SSHException
-from requests.exceptions import RequestException
-from urllib3.exceptions import HTTPError
+SSH_TRANSPORT = "docker.transport.sshconn"
 
-from ..errors import CommandFailedError, ToolMissingError
-from ..runner import run
-from .address import current_address, given_address, shorten, unreachable_message
-from .interface import Auth, ContainerInfo, EngineError, EventStream, ImageInfo, VolumeInfo
 
-# ssh:// engines go through paramiko (the SDK's ssh extra): its errors are not the SDK's.
-FAILURES = (DockerException, RequestException, HTTPError, OSError, SSHException)
+def _ssh_transport_when_used() -> None:
+    """The SDK imports its ssh transport, and with it paramiko (~100 ms a start), whatever
+    the engine's address; only ssh:// engines use it. Until one does, a stand-in module
+    holds its place: the first ssh:// client (or any use of the module) imports the real
+    transport, puts it where the SDK keeps it, and from then on every importer gets it.
+    paramiko itself is left alone: it is imported, whole, by the real transport."""
+    if SSH_TRANSPORT in sys.modules or importlib.util.find_spec("paramiko") is None:
+        return  # without paramiko the SDK says "Install paramiko" for an ssh:// address
+    stand_in = types.ModuleType(SSH_TRANSPORT, "The SDK's ssh transport, until used.")
+
+    def real() -> types.ModuleType:
+        if sys.modules.get(SSH_TRANSPORT) is stand_in:
+            del sys.modules[SSH_TRANSPORT]
+        module = importlib.import_module(SSH_TRANSPORT)
+        holders: list[Any] = [sys.modules.get(n) for n in ("docker.transport", "docker.api.client")]
+        for holder in filter(None, holders):
+            holder.SSHHTTPAdapter = module.SSHHTTPAdapter
+        if holders[0] is not None:
+            holders[0].sshconn = module
+        return module
+
+    def adapter(*args: Any, **kwargs: Any) -> Any:
+        try:
+            module = real()
+        except ImportError as exc:  # the SDK turns NameError into "Install paramiko"
+            raise NameError(str(exc)) from exc
+        return module.SSHHTTPAdapter(*args, **kwargs)
+
+    def attribute(name: str) -> Any:
+        if name.startswith("__"):  # the import system asks (`__path__`): not a use
+            raise AttributeError(name)
+        return getattr(real(), name)
+
+    stand_in.SSHHTTPAdapter = adapter  # type: ignore[attr-defined]
+    stand_in.__getattr__ = attribute  # type: ignore[method-assign]
+    sys.modules[SSH_TRANSPORT] = stand_in
+
+
+_ssh_transport_when_used()
+
+import docker  # noqa: E402
+from docker.errors import DockerException, ImageNotFound, NotFound  # noqa: E402
+from requests.exceptions import RequestException  # noqa: E402
+from urllib3.exceptions import HTTPError  # noqa: E402
+
+from ..errors import CommandFailedError, ToolMissingError  # noqa: E402
+from ..runner import run  # noqa: E402
+from .address import current_address, given_address, shorten, unreachable_message  # noqa: E402
+from .interface import (  # noqa: E402
+    Auth,
+    ContainerInfo,
+    EngineError,
+    EventStream,
+    ImageInfo,
+    VolumeInfo,
+)
+
+SDK_FAILURES = (DockerException, RequestException, HTTPError, OSError)
+
+
+def _failures() -> tuple[type[BaseException], ...]:
+    """What an engine call may raise. ssh:// engines go through paramiko (the SDK's ssh
+    extra), whose errors are not the SDK's; until paramiko has loaded, none can be raised."""
+    ssh = sys.modules.get("paramiko.ssh_exception")
+    return (*SDK_FAILURES, ssh.SSHException) if ssh is not None else SDK_FAILURES
 
 
 def _reason(exc: BaseException) -> str:
@@ -99,7 +157,7 @@ class DockerContainer:
     def exec(self, argv: list[str], user: str = "0") -> tuple[int, bytes]:
         try:
             code, output = self._container.exec_run(argv, user=user)
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"exec in container {self.id[:12]}: {_reason(exc)}") from None
         return int(code), bytes(output or b"")
 
@@ -113,7 +171,7 @@ class DockerContainer:
         self.exec(["mkdir", "-p", directory])
         try:
             self._container.put_archive(directory, archive.getvalue())
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"copy into container {self.id[:12]}: {_reason(exc)}") from None
 
     def remove(self) -> None:
@@ -121,7 +179,7 @@ class DockerContainer:
             self._container.remove(force=True)
         except NotFound:
             pass
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"remove container {self.id[:12]}: {_reason(exc)}") from None
 
 
@@ -141,7 +199,7 @@ class DockerEngine:
         try:
             client = docker.from_env(timeout=timeout)
             client.ping()
-        except (*FAILURES, ValueError) as exc:  # ValueError: DOCKER_HOST's port is no number
+        except _failures() + (ValueError,) as exc:  # ValueError: DOCKER_HOST's port is no number
             message = unreachable_message(
                 current_address(), _connect_reason(exc), given=given_address() is not None
             )
@@ -155,13 +213,13 @@ class DockerEngine:
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except FAILURES:
+        except _failures():
             return False
 
     def version(self) -> str | None:
         try:
             return str(self.client.version().get("Version"))
-        except FAILURES:
+        except _failures():
             return None
 
     # -- images --------------------------------------------------------------------------
@@ -170,7 +228,7 @@ class DockerEngine:
             return _info(self.client.images.get(reference))
         except ImageNotFound:
             return None
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"image {reference}: {_reason(exc)}") from None
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
@@ -178,7 +236,7 @@ class DockerEngine:
         # it, a request per image, which over ssh costs a login channel each.
         try:
             found = self.client.api.images(name=repository)
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"listing images: {_reason(exc)}") from None
         return [
             ImageInfo(
@@ -193,15 +251,15 @@ class DockerEngine:
 
     def tag(self, source: str, target: str) -> None:
         repository, tag = target.rsplit(":", 1)
-        try:
-            self.client.images.get(source).tag(repository, tag)
-        except FAILURES as exc:
+        try:  # one request: the SDK's images.get(source).tag() inspects the image first
+            self.client.api.tag(source, repository, tag)
+        except _failures() as exc:
             raise EngineError(f"tag {target}: {_reason(exc)}") from None
 
     def remove_image(self, reference: str) -> bool:
         try:
             self.client.images.remove(reference, force=False, noprune=False)
-        except FAILURES:
+        except _failures():
             return False
         return True
 
@@ -226,13 +284,13 @@ class DockerEngine:
     def pull(self, reference: str, auth: Auth = None) -> None:
         try:
             self.client.images.pull(reference, auth_config=auth)
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(_reason(exc)) from None
 
     def registry_has(self, reference: str, auth: Auth = None) -> bool:
         try:
             self.client.images.get_registry_data(reference, auth_config=auth)
-        except FAILURES:
+        except _failures():
             return False  # not there, or the registry cannot say
         return True
 
@@ -248,7 +306,7 @@ class DockerEngine:
                 digest = str((chunk.get("aux") or {}).get("Digest") or digest)
         except _StreamError as exc:
             raise EngineError(str(exc)) from None
-        except FAILURES as exc:
+        except _failures() as exc:
             # A registry that dies mid-push keeps the engine retrying its layers in
             # silence: the client's read time-out ends the attempt (urllib3 raises it
             # unwrapped from a streamed response).
@@ -288,7 +346,7 @@ class DockerEngine:
     def registry_insecure(self, registry: str) -> bool:
         try:
             config = self.client.info().get("RegistryConfig") or {}
-        except FAILURES:
+        except _failures():
             return False
         index = (config.get("IndexConfigs") or {}).get(registry) or {}
         if index.get("Secure") is False:
@@ -324,7 +382,7 @@ class DockerEngine:
             options |= {"stdin_open": True, "tty": True}
         try:
             return DockerContainer(self.client.containers.run(image, command, **options))
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"run a container of {image[:19]}: {_reason(exc)}") from None
 
     def containers(
@@ -335,7 +393,7 @@ class DockerEngine:
             filters["label"] = label
         try:
             found = self.client.containers.list(all=True, filters=filters)
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"listing containers: {_reason(exc)}") from None
         return [
             ContainerInfo(str(c.id), str(c.name))
@@ -349,7 +407,7 @@ class DockerEngine:
             self.client.containers.get(name_or_id).remove(force=True)
         except NotFound:
             pass
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"remove container {name_or_id}: {_reason(exc)}") from None
 
     def removal_command(self, name: str) -> list[str]:
@@ -359,7 +417,7 @@ class DockerEngine:
     def volume_exists(self, name: str) -> bool:
         try:
             self.client.volumes.get(name)
-        except FAILURES:
+        except _failures():
             return False
         return True
 
@@ -368,26 +426,26 @@ class DockerEngine:
             return
         try:
             self.client.volumes.create(name=name, labels=labels)
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"create volume {name}: {_reason(exc)}") from None
 
     def volumes(self, label: str) -> list[VolumeInfo]:
         try:
             found = self.client.volumes.list(filters={"label": label})
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"listing volumes: {_reason(exc)}") from None
         return [VolumeInfo(str(v.name), dict(v.attrs.get("Labels") or {})) for v in found]
 
     def remove_volume(self, name: str) -> bool:
         try:
             self.client.volumes.get(name).remove()
-        except FAILURES:
+        except _failures():
             return False  # absent, or in use by a running build
         return True
 
     def events(self, filters: dict[str, Any]) -> EventStream:
         try:
             stream: EventStream = self.client.events(decode=True, filters=filters)
-        except FAILURES as exc:
+        except _failures() as exc:
             raise EngineError(f"events: {_reason(exc)}") from None
         return stream

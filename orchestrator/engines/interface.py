@@ -78,8 +78,9 @@ class Engine(Protocol):
         ...
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
-        """Every image, or those of one repository: id, tags, size, created and labels
-        (the config, entrypoint to user, is `image()`'s)."""
+        """Every image, or those of one repository (`*` in it matches within a path
+        component): id, tags, size, created and labels (the config, entrypoint to user, is
+        `image()`'s)."""
         ...
 
     def tag(self, source: str, target: str) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..extra_vars import ExtraVars
 from ..spec import LoadedSpec, load_spec
-from .inventory import InventoryInfo, config_inventory, config_paths, read_inventory
+from .inventory import InventoryInfo, config_inventory, config_paths
+from .inventory_view import read_inventory
 from .model import GALAXY_DIR, ParentKind, Project, ResolvedImage, Role, base_reference
 from .resolver import Resolver
 from .roles import requirement_roles

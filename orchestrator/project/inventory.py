@@ -98,6 +98,12 @@ def load_inventory(inventory: Path) -> LoadedInventory:
         return _load(str(inventory))
 
 
+def forget_readings() -> None:
+    """Read every inventory afresh from now on."""
+    with _QUIET:
+        _load.cache_clear()
+
+
 def _failures(seen: list[tuple[str, Any]]) -> Iterator[ParseFailure]:
     """The sources Ansible gave up on, each with the failure that explains it best."""
     tried: dict[str, list[ParseFailure]] = {}
@@ -191,17 +197,6 @@ class InventoryInfo:
     groups: frozenset[str]
     hosts: frozenset[str]
     failures: tuple[ParseFailure, ...] = ()
-
-
-def read_inventory(path: Path) -> InventoryInfo:
-    """Groups and hosts as Ansible itself reads the inventory (any format it reads)."""
-    loaded = load_inventory(path)
-    manager = loaded.manager
-    return InventoryInfo(
-        groups=frozenset(manager.groups),
-        hosts=frozenset(h.name for h in manager.get_hosts()),
-        failures=loaded.failures,
-    )
 
 
 def failure_problem(failure: ParseFailure, root: Path, named_by: str) -> Problem:

@@ -18,9 +18,9 @@ from .inventory import (
     config_paths,
     config_value,
     failure_problem,
-    read_inventory,
     vars_file_problems,
 )
+from .inventory_view import read_inventory
 from .model import GALAXY_DIR, ParentKind, Project, ResolvedImage, Role, rel
 from .parents import check_cycles, parent_of
 from .roles import RoleFinder, requirement_roles
@@ -158,7 +158,7 @@ class Resolver:
         if variant.inventory is None:
             return None
         if variant.inventory not in self._inventories:
-            info = read_inventory(variant.inventory)
+            info = read_inventory(variant.inventory, self.root)
             self._inventories[variant.inventory] = info
             for failure in info.failures:
                 self.problems.append(failure_problem(failure, self.root, variant.named_by))

@@ -138,16 +138,28 @@ def make_project(root: Path) -> None:
     (root / "fleet.pkr.json").write_text(json.dumps(template, indent=2))
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
+def timed(argv: list[str], cwd: Path, prefix: str = "") -> tuple[float, int]:
     """Wall time of a command, and how many containers the Docker engine created meanwhile
-    (counted from a live event stream: the engine keeps only its last 256 events)."""
-    return timed_events(argv, cwd, run_timed)
+    (counted from a live event stream: the engine keeps only its last 256 events), only
+    those named with `prefix` when given."""
+    return timed_events(argv, cwd, run_timed, prefix)
+
+
+def ours(root: Path) -> str:
+    """The name prefix of a project's containers (builds and gates), not other people's."""
+    from orchestrator.names import CONTAINER_PREFIX, project_identity
+
+    return f"{CONTAINER_PREFIX}{project_identity(root)}-"
 
 
 def timed_events(
-    argv: list[str], cwd: Path, runner: Callable[[list[str], Path], tuple[float, str]]
+    argv: list[str],
+    cwd: Path,
+    runner: Callable[[list[str], Path], tuple[float, str]],
+    prefix: str = "",
 ) -> tuple[float, int]:
-    """`runner(argv, cwd)`'s wall time, and the containers created meanwhile."""
+    """`runner(argv, cwd)`'s wall time, and the containers created meanwhile (named with
+    `prefix`: a Packer template's are unnamed, so it counts every container)."""
     import threading
 
     from orchestrator.engines import connect
@@ -155,11 +167,15 @@ def timed_events(
     engine = connect()
     stream = engine.events({"type": "container", "event": "create"})
     created: list[str] = []
+    named: list[str] = []
 
     def count() -> None:
         try:
             for event in stream:
                 created.append(str(event.get("id")))
+                name = str((event.get("Actor") or {}).get("Attributes", {}).get("name", ""))
+                if name.startswith(prefix):
+                    named.append(str(event.get("id")))
         except Exception:  # the stream is closed when the command is done
             return
 
@@ -172,7 +188,7 @@ def timed_events(
         time.sleep(0.05)
     marker.remove()
     stream.close()
-    return elapsed, len(created) - 1
+    return elapsed, len([c for c in named if c != marker.id])
 
 
 class Rolecast:
@@ -185,7 +201,8 @@ class Rolecast:
 
     def build(self, case: str, *options: str) -> tuple[float, int]:
         report = self.reports / f"{len(self.phases)}.json"
-        result = timed([ROLECAST, "build", "--plain", "--report", str(report), *options], self.root)
+        argv = [ROLECAST, "build", "--plain", "--report", str(report), *options]
+        result = timed(argv, self.root, ours(self.root))
         self.phases.append((case, [summed(report_phases(report) or [])]))
         return result
 
@@ -215,7 +232,9 @@ def main() -> None:
             rc_noop = rolecast.build("(b) rebuild, nothing changed")
             pk_noop = timed(packer_all, root)  # a template cannot tell that nothing changed
             rows.append(("(b) rebuild, nothing changed", *rc_noop, *pk_noop))
-            rc_image = timed([ROLECAST, "build", "--plain", "--force", "four", "four"], root)
+            rc_image = timed(
+                [ROLECAST, "build", "--plain", "--force", "four", "four"], root, ours(root)
+            )
             template = root / "roles" / "site" / "templates" / "site.conf.j2"
             template.write_text(template.read_text().replace("version 1", "version 2"))
             last = "(c) last role's template changed, image `four`"
@@ -247,13 +266,15 @@ def main() -> None:
             lines.append(f"| {case} | {r:.1f} s | {rn} | {p:.1f} s | {pn} | {r / p:.3f} |")
     lines += [
         "",
+        "containers: rolecast's are its project's own (by name); the template's are every "
+        "container the engine created meanwhile (Packer's are unnamed).",
         f"(a) removed {removed} apt cache volumes first; (a') kept those (a) made: the "
         "template has no apt cache, so its full build is (a)'s.",
         f"(c) ran the stages {', '.join(ran)}; against rolecast's own full build of `four` "
         f"({rc_image[0]:.1f} s) the ratio is {rc_last[0] / rc_image[0]:.2f} "
         "(target: at most 0.35).",
         f"(b) no-op rebuild of {len(IMAGES)} images: {rc_noop[0]:.2f} s wall, "
-        f"{rc_noop[1]} containers (target: under 2 s, zero containers).",
+        f"{rc_noop[1]} containers (target: at most 0.5 s, zero containers).",
         "",
         phase_table(
             "Where rolecast's time went (seconds per phase, summed over the images built: "

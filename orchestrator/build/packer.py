@@ -23,7 +23,7 @@ from ..guard import Guard
 from ..names import container_name
 from ..packer_output import BuildState, parse, relative_origin, stage_of
 from ..project import ResolvedImage
-from ..report import Phase, TaskTiming
+from ..report import LISTS_TASK, Phase, TaskTiming
 from ..runner import run
 from .context import Context
 from .inputs import BuildInputs
@@ -52,7 +52,9 @@ class OutputReader:
     def close_task(self) -> None:
         if self.task is not None:
             role, task, at = self.task
-            self.ctx.timings.append(TaskTiming(self.image.name, role, task, time.monotonic() - at))
+            if not task.startswith(LISTS_TASK):  # Rolecast's own wait, not the user's task
+                seconds = time.monotonic() - at
+                self.ctx.timings.append(TaskTiming(self.image.name, role, task, seconds))
             self.task = None
 
     def __call__(self, raw: str) -> None:

@@ -22,8 +22,14 @@ WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def value_words(value: Any) -> frozenset[str]:
-    """The names a value mentions (for the variable rule: see `variables`)."""
-    return frozenset(WORD.findall(json.dumps(value, default=str)))
+    """The names a value mentions (for the variable rule: see `variables`), each as its
+    `word_digest`: a plain-text value (a password in an inventory) is never kept as is,
+    in memory or in `.rolecast/`."""
+    return frozenset(word_digest(w) for w in WORD.findall(json.dumps(value, default=str)))
+
+
+def word_digest(word: str) -> str:
+    return hashlib.blake2b(word.encode(), digest_size=10).hexdigest()
 
 
 def file_digest(path: Path) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .digests import WORD as WORD
-from .digests import file_digest, value_digest, value_words
+from .digests import file_digest, value_digest, value_words, word_digest
 from .extra_vars import ExtraVars, FileVars
 from .project.inventory import load_inventory
 from .project.inventory_view import (
@@ -47,7 +47,7 @@ class Definition:
     source: str  # a path relative to the project, or `inventory` for its structure
     name: str
     digest: str
-    words: frozenset[str]  # names its value mentions, for the transitive rule
+    words: frozenset[str]  # digests of the names its value mentions (transitive rule)
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,14 @@ class Variables:
         if dynamic:
             return list(self.definitions)
         names = {d.name for d in self.definitions}
+        by_digest = {word_digest(n): n for n in names}  # a definition's words are digests
         wanted = {n for n in names if n in words or n.startswith("ansible_")}
         grown = True
         while grown:
             grown = False
             for definition in self.definitions:
                 if definition.name in wanted:
-                    more = (definition.words & names) - wanted
+                    more = {by_digest[w] for w in definition.words if w in by_digest} - wanted
                     if more:
                         wanted |= more
                         grown = True

@@ -129,3 +129,14 @@ def test_an_unchanged_inventory_is_read_without_importing_ansible(project: Path)
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(fingerprints(project))
+
+
+def test_a_kept_reading_holds_no_inline_value_as_it_is(project: Path) -> None:
+    """An unvaulted inline value (a password in an INI inventory) is kept as digests: the
+    value's own digest and those of the names it mentions, never its text."""
+    hosts = project / "inventory" / "hosts"
+    hosts.write_text(hosts.read_text() + "db_password=Sw0rdfish-7731 {{ inline }}\n")
+    cold = fingerprints(project)
+    (entry,) = kept(project)
+    assert "Sw0rdfish" not in entry.read_text()
+    assert fingerprints(project) == cold  # the kept reading gives the same fingerprint

@@ -8,9 +8,9 @@ from orchestrator.variables import Definition, Variables, inventory_variables, t
 
 
 def definition(name: str, value: str = "", source: str = "group_vars/all.yml") -> Definition:
-    from orchestrator.variables import WORD
+    from orchestrator.digests import value_words
 
-    return Definition(source, name, value or name, frozenset(WORD.findall(value)))
+    return Definition(source, name, value or name, value_words(value) if value else frozenset())
 
 
 def test_a_stage_reads_the_names_in_its_files_and_what_they_mention() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from ..digests import digest, file_digest, value_digest, value_words
 from .inventory import InventoryInfo, ParseFailure, forget_readings, load_inventory
 
-FORMAT = 1
+FORMAT = 2  # 2: a variable's words are digests
 CACHE_DIR = Path(".rolecast") / "inventory"
 PLUGIN_CONFIG = re.compile(rb"^plugin\s*:", re.M)
 VAULTED = re.compile(rb"\$ANSIBLE_VAULT|!vault")

@@ -358,7 +358,6 @@ if command -v apt-get >/dev/null 2>&1; then
   elif [ -n "$need" ]; then
     need="$need python3-apt"
   fi
-  {lists if cached else ""}
   if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     if ! {{ apt-get update -qq &&
@@ -371,6 +370,8 @@ if command -v apt-get >/dev/null 2>&1; then
       need=""
     fi
   fi
+  # after any install: an apt-get of the install and one in the background would race
+  {lists if cached else ""}
 elif command -v dnf >/dev/null 2>&1; then
   command -v python3 >/dev/null 2>&1 || {{ need="python3"; dnf install -y -q python3; }}
 elif command -v apk >/dev/null 2>&1; then

@@ -165,6 +165,22 @@ def untagged(state: BuildState) -> str | None:
     return state.image_id if state.image_id and not state.tagged else None
 
 
+# What Ansible or Packer says when the build container vanished under them.
+CONTAINER_GONE = ("respondent Context has disconnected", "is not running", "No such container")
+ENGINE_GRACE = 10.0  # seconds an engine that stops may still answer
+
+
+def engine_gone(ctx: Context) -> bool:
+    """Whether the engine stopped answering within ENGINE_GRACE: an engine that shuts
+    down stops its containers first (so the build fails) and answers a moment longer."""
+    deadline = time.monotonic() + ENGINE_GRACE
+    while ctx.engine.ping():
+        if time.monotonic() >= deadline:
+            return False  # the container went on its own (killed, out of memory)
+        time.sleep(0.25)
+    return True
+
+
 def failure_message(
     ctx: Context, image: ResolvedImage, state: BuildState, log: Path, returncode: int = 1
 ) -> str:
@@ -175,6 +191,8 @@ def failure_message(
     if state.failure is not None:
         said.append(state.failure.message)
     lost = any("Cannot connect to the Docker daemon" in text for text in said)
+    if not lost and any(sign in text for text in said for sign in CONTAINER_GONE):
+        lost = engine_gone(ctx)
     if lost or not ctx.engine.ping():
         return (
             f"image {image.name}: the Docker engine ({ctx.engine.address}) stopped answering "

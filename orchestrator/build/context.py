@@ -13,7 +13,7 @@ from ..engines import Engine
 from ..history import History
 from ..locks import ProjectLock
 from ..names import candidate_pattern, project_containers
-from ..project import Project
+from ..project import Project, ResolvedImage
 from ..report import Event, OnEvent, Phase, PhaseClock, TaskTiming, process_age
 from ..tags import TagRules
 
@@ -117,6 +117,10 @@ class Context:
             return str(path.relative_to(Path.cwd()))
         except ValueError:
             return str(path)
+
+    def pushes(self, image: ResolvedImage) -> bool:
+        """Whether the image's tags go to its registry (--push, or `push: true`)."""
+        return self.options.push or image.spec.push
 
     def forced(self, name: str, spec_name: str) -> bool:
         """Whether the image is rebuilt from its parent, fresh or not."""

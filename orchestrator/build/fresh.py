@@ -1,6 +1,7 @@
-"""Images with nothing to build: fresh here (their tags applied again) or fresh in the
-shared cache (`--cache-from`: their tags copied in the registry, or the image pulled); and
-a parent fresh in the shared cache only, pulled because a child must be built on it."""
+"""Images with nothing to build: fresh here (their tags applied again) or fresh in a
+registry (the shared cache of `--cache-from`, or, when pushing, the image's own
+repository: their tags copied in the registry, or the image pulled); and a parent fresh
+in the shared cache only, pulled because a child must be built on it."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def tag_remote(
 ) -> tuple[str, list[dict[str, str]]]:
     """The tags of an image fresh in the shared cache: copied in the registry (--push), or
     on the image pulled from it; its id and what was pushed."""
-    pushing = ctx.options.push or image.spec.push
+    pushing = ctx.pushes(image)
     copied = None
     if pushing:
         ctx.clocks[image.name].enter(PUSH)

@@ -61,7 +61,7 @@ def plan(
     """Fresh, stale or missing, against the last build (read once, at the start), or fresh
     in the shared cache (`--cache-from`) or, when pushing, in its own repository under
     one of its immutable tags; a forced image uses no cached stage."""
-    pushing = ctx.options.push or image.spec.push
+    pushing = ctx.pushes(image)
     return assess(
         ctx.engine,
         ctx.project,

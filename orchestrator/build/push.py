@@ -13,7 +13,7 @@ def push(
     ctx: Context, image: ResolvedImage, manifest: Manifest, record: int
 ) -> list[dict[str, str]]:
     """Push the image's tags when asked (--push, `push: true`); moving tags last."""
-    if not (ctx.options.push or image.spec.push):
+    if not ctx.pushes(image):
         return []
     ctx.clocks[image.name].enter(PUSH)
     pushed = publish_image(ctx.engine, image, ctx.rules, manifest.fingerprint, ctx.on_event)

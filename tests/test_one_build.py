@@ -14,10 +14,10 @@ import pytest
 from orchestrator.build import build_images, packer, preflight
 from orchestrator.build.context import BuildOptions, Context
 from orchestrator.build.image import build_image
+from orchestrator.build.recovery import candidate_marker, expect_candidate
 from orchestrator.errors import BuildFailedError, CommandFailedError
 from orchestrator.history import History
 from orchestrator.names import (
-    candidate_pattern,
     candidate_repository,
     container_name,
     project_containers,
@@ -317,10 +317,11 @@ def test_apt_volumes_are_labelled_with_their_checkout_and_pruned_when_it_is_gone
     assert set(engine.volume_store) == {"rolecast-apt-lists-other-app", "someone-elses"}
 
 
-def test_a_fresh_run_lists_the_engine_s_images_once_and_still_removes_left_candidates(
+def test_a_fresh_run_lists_no_images_and_a_candidate_whose_removal_failed_still_goes(
     setting: tuple[Project, FakeEngine, FakePacker],
 ) -> None:
-    """Listing images walks all of the engine's: one listing a run, not one an image."""
+    """Listing images walks all of the engine's: a run lists only the project's containers,
+    and a gated build's candidate is looked for where its marker says one may be left."""
     project, engine, _ = setting
     app = build_image(context(project, engine), "app", None)
     build_image(context(project, engine), "child", app)
@@ -328,25 +329,24 @@ def test_a_fresh_run_lists_the_engine_s_images_once_and_still_removes_left_candi
     ctx = context(project, engine)
     build_image(ctx, "child", build_image(ctx, "app", None))
     listed = [call for call in engine.calls if call[0] in ("images", "containers")]
-    assert listed == [
-        ("containers", project_containers(project.identity), ""),
-        ("images", candidate_pattern(project.identity)),
-    ]
-    # A candidate whose removal failed, its record finished: the run's listing finds it.
-    left = f"{candidate_repository(project.identity, project.images['app'].slug)}:b1"
+    assert listed == [("containers", project_containers(project.identity), "")]
+    # A gated build whose candidate's removal failed: its record finished, its marker kept.
+    image = project.images["app"]
+    left = f"{candidate_repository(project.identity, image.slug)}:b1"
     engine.add_image(left)
+    expect_candidate(ctx, image)
     result = build_image(context(project, engine), "app", None)
     assert left not in engine.tags()
     assert f"removed the unchecked candidate {left} of a killed build" in result.notes
+    assert not candidate_marker(ctx, image).exists()
 
 
-def test_a_killed_build_s_candidate_is_removed_even_after_the_run_listed_none(
+def test_a_killed_build_s_candidate_is_removed_by_its_open_record_without_a_marker(
     setting: tuple[Project, FakeEngine, FakePacker],
 ) -> None:
     project, engine, _ = setting
     build_image(context(project, engine), "app", None)
     ctx = context(project, engine)
-    assert not ctx.candidates_left  # listed before the other build left its candidate
     left = f"{candidate_repository(project.identity, project.images['app'].slug)}:b2"
     engine.add_image(left)
     History(project.root).start("app", "f" * 64, [])  # the killed build's record

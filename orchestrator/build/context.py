@@ -12,7 +12,7 @@ from typing import Any
 from ..engines import Engine
 from ..history import History
 from ..locks import ProjectLock
-from ..names import candidate_pattern, project_containers
+from ..names import project_containers
 from ..project import Project, ResolvedImage
 from ..report import Event, OnEvent, Phase, PhaseClock, TaskTiming, process_age
 from ..tags import TagRules
@@ -81,12 +81,6 @@ class Context:
     @property
     def identity(self) -> str:
         return self.project.identity
-
-    @cached_property
-    def candidates_left(self) -> bool:
-        """Whether any image of the project waits as a gated build's candidate, listed once
-        a run: listing images costs the engine a walk over all of them."""
-        return bool(self.engine.images(candidate_pattern(self.identity)))
 
     @cached_property
     def containers_left(self) -> list[str]:

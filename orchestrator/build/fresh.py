@@ -30,17 +30,20 @@ def keep_fresh(
     """Nothing changed: no container starts; the tags are (re)applied to the last image."""
     assert last is not None
     tags = ctx.rules.for_image(image, manifest.fingerprint)
-    for tag in tags:
-        ctx.engine.tag(last.image_id, f"{image.repository}:{tag}")
-    names = [s.name for s in manifest.stages]
     full_tags = [f"{image.repository}:{t}" for t in tags]
+    found = ctx.engine.image(last.image_id)
+    for tag in full_tags:
+        if found is None or tag not in found.tags:  # a tag on it already needs no call
+            ctx.engine.tag(last.image_id, tag)
+    names = [s.name for s in manifest.stages]
     record = ctx.history.start(image.name, manifest.fingerprint, names)
     ctx.history.finish(record, Outcome.FRESH, image_id=last.image_id, tags=full_tags)
     pushed = push(ctx, image, manifest, record)
     notes = [*recovered, "fresh: nothing changed since the last build"]
     stages.share(ctx, image, manifest, notes, last.image_id)
     ctx.emit(image.name, Phase.DONE, f"fresh, {last.image_id[7:19]} {' '.join(tags)}")
-    return fresh_result(ctx, image, manifest, last.image_id, full_tags, notes, pushed, record)
+    size = found.size if found else None
+    return fresh_result(image, manifest, last.image_id, full_tags, notes, pushed, record, size)
 
 
 def keep_remote(
@@ -64,11 +67,12 @@ def keep_remote(
     LastBuild(image_id, tags, manifest).write(ctx.project, image)
     ctx.emit(image.name, Phase.DONE, f"fresh (registry), {image_id[7:19]}")
     notes = [*recovered, f"fresh (registry): {remote.reference}"]
-    return fresh_result(ctx, image, manifest, image_id, tags, notes, copied, record)
+    found = ctx.engine.image(image_id)
+    size = found.size if found else None
+    return fresh_result(image, manifest, image_id, tags, notes, copied, record, size)
 
 
 def fresh_result(
-    ctx: Context,
     image: ResolvedImage,
     manifest: Manifest,
     image_id: str,
@@ -76,14 +80,14 @@ def fresh_result(
     notes: list[str],
     pushed: list[dict[str, str]],
     record: int,
+    size: int | None,
 ) -> ImageResult:
-    found = ctx.engine.image(image_id)
     return ImageResult(
         name=image.name,
         result=Outcome.FRESH,
         tags=tags,
         image_id=image_id,
-        size=found.size if found else None,
+        size=size,
         notes=notes,
         fingerprint=manifest.fingerprint,
         stages_reused=[s.name for s in manifest.stages],

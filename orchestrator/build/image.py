@@ -22,7 +22,7 @@ from .inputs import BuildInputs, prepare
 from .packer import PackerRun, run_packer
 from .parents import Parent, ensure_parent
 from .push import push
-from .recovery import Held, drop_if_unused, image_lock, recover
+from .recovery import Held, drop_if_unused, expect_candidate, image_lock, recover
 from .verify import gated, run_gates
 
 
@@ -116,6 +116,8 @@ def build_stale(
             error=error,
         )
 
+    if inputs.candidate is not None:
+        expect_candidate(ctx, image)
     try:
         run_packer(ctx, image, inputs, held, packer)
         if inputs.candidate is not None and packer.state.image_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import render
 from ..engines import EngineError
@@ -45,11 +46,12 @@ def recover(ctx: Context, image: ResolvedImage) -> list[str]:
                     f"removed container {container.id[:12]} left by build "
                     f"{container.name[len(prefix) :]}, which did not finish"
                 )
-        if unfinished or ctx.candidates_left:
+        if unfinished or candidate_marker(ctx, image).exists():
             for found in engine.images(candidate_repository(ctx.identity, image.slug)):
                 for tag in found.tags:
                     engine.remove_image(tag)
                     notes.append(f"removed the unchecked candidate {tag} of a killed build")
+            candidate_marker(ctx, image).unlink(missing_ok=True)
     except EngineError as exc:
         notes.append(f"could not look for containers of killed builds: {exc}")
     for record in unfinished:
@@ -66,6 +68,26 @@ def recover(ctx: Context, image: ResolvedImage) -> list[str]:
     for note in notes:
         ctx.emit(image.name, Phase.RECOVERED, note)
     return notes
+
+
+def candidate_marker(ctx: Context, image: ResolvedImage) -> Path:
+    """Present from before a gated build commits its candidate until the candidate is
+    removed: a build killed in between, or whose removal failed, leaves it for the next
+    build of the image, which then looks for candidates (listing images costs the engine a
+    walk over all of them, so a build that finds no marker does not)."""
+    return ctx.state_dir / "candidates" / image.slug
+
+
+def expect_candidate(ctx: Context, image: ResolvedImage) -> None:
+    marker = candidate_marker(ctx, image)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def drop_candidate(ctx: Context, image: ResolvedImage, candidate: str) -> None:
+    """The candidate's tag goes, and with it the marker (kept when the engine refused)."""
+    ctx.engine.remove_image(candidate)
+    candidate_marker(ctx, image).unlink(missing_ok=True)
 
 
 def remove_leftovers(ctx: Context, build_id: str, untagged_commit: str | None = None) -> None:

@@ -14,7 +14,7 @@ from ..report import Phase
 from ..tools import community_docker_installed, mitogen_strategy_dir
 from .context import Context
 from .inputs import BuildInputs
-from .recovery import remove_leftovers
+from .recovery import drop_candidate, remove_leftovers
 
 
 def gated(ctx: Context, image: ResolvedImage) -> bool:
@@ -103,14 +103,14 @@ def run_gates(ctx: Context, image: ResolvedImage, inputs: BuildInputs, image_id:
     except BuildFailedError as exc:
         kept = f"{image.repository}:{inputs.final_tags[0]}-failed"
         engine.tag(image_id, kept)
-        engine.remove_image(inputs.candidate)
+        drop_candidate(ctx, image, inputs.candidate)
         raise BuildFailedError(f"{exc}; no tag was moved; the image is kept as {kept}") from None
     except BaseException:
         remove_leftovers(ctx, inputs.build_id)
-        engine.remove_image(inputs.candidate)
+        drop_candidate(ctx, image, inputs.candidate)
         raise
     ctx.emit(image.name, Phase.TAGGING)
     for tag in inputs.final_tags:
         engine.tag(image_id, f"{image.repository}:{tag}")
-    engine.remove_image(inputs.candidate)
+    drop_candidate(ctx, image, inputs.candidate)
     return notes

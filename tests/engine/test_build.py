@@ -364,6 +364,7 @@ def test_failed_verify_blocks_the_tag(edge: Path, docker_engine: Any) -> None:
     assert docker_engine.images.list(name="rolecast-test/verify-fails:test-failed")
     assert not docker_engine.images.list(name="rolecast-candidate/*")
     assert docker_engine.containers.list(all=True, filters={"label": "io.rolecast.build"}) == []
+    assert not list((edge / ".rolecast" / "candidates").glob("*"))  # nothing left to look for
 
 
 def test_passing_verify_moves_the_tags(edge: Path, docker_engine: Any) -> None:
@@ -374,6 +375,7 @@ def test_passing_verify_moves_the_tags(edge: Path, docker_engine: Any) -> None:
     assert "verify: passed" in item["notes"]
     assert docker_engine.images.get("rolecast-test/verified:test").id == item["image_id"]
     assert not docker_engine.images.list(name="rolecast-candidate/*")
+    assert not list((edge / ".rolecast" / "candidates").glob("*"))
 
 
 def test_non_idempotent_role_fails_the_idempotence_gate(edge: Path, docker_engine: Any) -> None:

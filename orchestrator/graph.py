@@ -1,8 +1,10 @@
-"""The plan as other tools read it: a GitHub Actions matrix, a Mermaid or Graphviz graph."""
+"""The plan as other tools read it: a GitHub Actions matrix, a GitLab CI child pipeline, a
+Mermaid or Graphviz graph."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from .plan import ImagePlan
@@ -21,6 +23,12 @@ def levels(project: Project, plans: list[ImagePlan]) -> dict[str, int]:
     return level
 
 
+def needs_job(plan: ImagePlan) -> bool:
+    """Whether a pipeline builds the image: not fresh here, or fresh only in a registry
+    (its job's `build --push` adds its tags in the registry, with nothing built)."""
+    return plan.status != "fresh" or plan.remote is not None
+
+
 def github_matrix(project: Project, plans: list[ImagePlan]) -> dict[str, Any]:
     """The images to build, grouped into levels; level N's images need only levels < N.
 
@@ -30,7 +38,7 @@ def github_matrix(project: Project, plans: list[ImagePlan]) -> dict[str, Any]:
     `build --push` adds the image's tags in the registry, with nothing built or pulled.
     """
     level = levels(project, plans)
-    todo = [p for p in plans if p.status != "fresh" or p.remote is not None]
+    todo = [p for p in plans if needs_job(p)]
     depth = max(level.values(), default=-1) + 1
     entries = [
         {
@@ -47,6 +55,52 @@ def github_matrix(project: Project, plans: list[ImagePlan]) -> dict[str, Any]:
         "levels": [{"include": [e for e in entries if e["level"] == n]} for n in range(depth)],
         "count": len(entries),
     }
+
+
+GITLAB_TEMPLATE = ".rolecast"  # the hidden job every image's job extends
+GITLAB_STAGE = "build"
+
+
+def gitlab_job(image: str) -> str:
+    return f"build {image}"
+
+
+def gitlab_ci(
+    project: Project, plans: list[ImagePlan], build_flags: list[str], includes: list[str]
+) -> dict[str, Any]:
+    """A GitLab CI child pipeline: one job per image to build, each `needs:` the jobs of
+    its parent when that is built too, so an image starts as soon as its parent is done
+    (level-0 images at once). Every job extends the hidden job `.rolecast`, whose script
+    runs `rolecast build --plain FLAGS "$ROLECAST_IMAGE"`; `includes` (local files of the
+    repository) bring the runner's settings, e.g. `default:` with `tags`, `image` and
+    `before_script`. With nothing to build, one job says so: GitLab refuses a pipeline
+    without jobs."""
+    todo = [p for p in plans if needs_job(p)]
+    built = {p.name for p in todo}
+    command = shlex.join(["rolecast", "build", "--plain", *build_flags])
+    pipeline: dict[str, Any] = {}
+    if includes:
+        pipeline["include"] = [{"local": path} for path in includes]
+    pipeline["stages"] = [GITLAB_STAGE]
+    pipeline[GITLAB_TEMPLATE] = {
+        "stage": GITLAB_STAGE,
+        "interruptible": True,
+        "script": [f'{command} "$ROLECAST_IMAGE"'],
+    }
+    for plan in todo:
+        image = project.images[plan.name]
+        parent = image.parent if image.parent_kind == "image" else None
+        pipeline[gitlab_job(plan.name)] = {
+            "extends": GITLAB_TEMPLATE,
+            "variables": {"ROLECAST_IMAGE": plan.name},
+            "needs": [gitlab_job(parent)] if parent in built else [],
+        }
+    if not todo:
+        pipeline["rolecast: nothing to build"] = {
+            "stage": GITLAB_STAGE,
+            "script": ["echo 'rolecast: every image is fresh'"],
+        }
+    return pipeline
 
 
 def _edges(project: Project, plans: list[ImagePlan]) -> list[tuple[str, str, bool]]:

@@ -262,11 +262,15 @@ def check_json(block: Block) -> None:
 
 
 def rolecast_lines(data: Any) -> Iterator[str]:
-    """Every `rolecast …` command in the `run:` steps of a workflow, anywhere in `data`."""
+    """Every `rolecast …` command in the `run:` steps of a GitHub workflow or the `script:`
+    lines of a GitLab pipeline, anywhere in `data`."""
     if isinstance(data, dict):
         for key, value in data.items():
             if key == "run" and isinstance(value, str):
                 yield from _rolecast_commands(value)
+            elif key in ("script", "before_script") and isinstance(value, list):  # GitLab
+                for line in value:
+                    yield from _rolecast_commands(str(line))
             else:
                 yield from rolecast_lines(value)
     elif isinstance(data, list):

@@ -421,3 +421,25 @@ def test_a_directory_from_the_environment_is_named_by_its_variable(
     result = cli("validate")
     assert result.exit_code == 2
     assert result.stderr.strip() == "ROLECAST_DIRECTORY=/nonexistent/project: no such directory"
+
+
+def test_plan_for_gitlab_ci_never_writes_an_extra_var_s_value(cli: Any) -> None:
+    """The pipeline file would hold it: only `-e @FILE` passes (before any engine call)."""
+    result = cli("plan", "--format", "gitlab-ci", "-e", "db_password=s3cret-value")
+    assert result.exit_code == 2
+    assert "s3cret-value" not in result.stderr + result.stdout
+    assert "give -e @FILE" in result.stderr
+    result = cli("plan", "--format", "gitlab-ci", "-e", '{"db_password": "s3cret-value"}')
+    assert result.exit_code == 2 and "s3cret-value" not in result.stderr
+
+
+def test_plan_s_build_job_flags_are_for_gitlab_ci_only(cli: Any) -> None:
+    result = cli("plan", "--cache-to", "registry.test/team/cache")
+    assert result.exit_code == 2
+    assert "--cache-to is for --format gitlab-ci" in result.stderr
+
+
+def test_plan_s_gitlab_include_must_be_a_file_of_the_repository(cli: Any) -> None:
+    result = cli("plan", "--format", "gitlab-ci", "--gitlab-include", "ci/no-such-jobs.yml")
+    assert result.exit_code == 2
+    assert "--gitlab-include ci/no-such-jobs.yml: no such file here" in result.stderr

@@ -27,6 +27,8 @@ from .readme_blocks import (
 BLOCKS = readme_blocks()
 FAST = [b for b in BLOCKS if b.kind in ("console", "yaml", "json") and "engine" not in b.marks]
 WORKFLOW = ROOT / "docs" / "examples" / "github-actions.yml"
+GITLAB = ROOT / "docs" / "examples" / "gitlab-ci.yml"
+GITLAB_JOBS = ROOT / "docs" / "examples" / "rolecast-jobs.yml"
 
 
 def test_every_block_is_run_or_marked_with_a_reason() -> None:
@@ -75,6 +77,22 @@ def test_the_github_actions_example_is_the_file_and_parses() -> None:
     assert any("--push" in line.split() for line in lines), lines
     for line in lines:
         check_command_line(line)
+
+
+def test_the_gitlab_ci_examples_are_the_files_and_parse() -> None:
+    shown = [b.text for b in BLOCKS if b.lang == "yaml"]
+    pipeline = yaml.safe_load(GITLAB.read_text())
+    assert GITLAB.read_text() in shown and GITLAB_JOBS.read_text() in shown
+    assert pipeline["images"]["trigger"]["include"] == [
+        {"artifact": "rolecast-pipeline.yml", "job": "plan"}
+    ]
+    lines = list(rolecast_lines(pipeline))
+    (plan,) = [line for line in lines if line.split()[1] == "plan"]
+    assert "--format gitlab-ci" in plan and "> rolecast-pipeline.yml" in plan
+    assert "ci/rolecast-jobs.yml" in plan
+    for line in lines:
+        check_command_line(line)
+    assert set(yaml.safe_load(GITLAB_JOBS.read_text())) == {"default", "variables"}
 
 
 def test_the_block_checks_fail_on_a_stale_example(tmp_path: Path) -> None:

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from ..plan import ImagePlan
     from ..project import Project, ResolvedImage
 
 from .app import _checked_project, _fail, _project, app, err, guarded, out, state, table
 from .options import (
     CacheFromOption,
     ExtraVarsOption,
+    GitlabCacheToOption,
+    GitlabIncludeOption,
     VaultFileOption,
     VaultIdOption,
     VersionOption,
@@ -136,7 +139,9 @@ def plan_command(
     output_format: Annotated[
         str,
         typer.Option(
-            "--format", help="table, json, github-matrix, mermaid or dot.", metavar="FORMAT"
+            "--format",
+            help="table, json, github-matrix, gitlab-ci, mermaid or dot.",
+            metavar="FORMAT",
         ),
     ] = "table",
     extra_vars: ExtraVarsOption = None,
@@ -158,18 +163,24 @@ def plan_command(
         ),
     ] = False,
     version: VersionOption = None,
+    cache_to: GitlabCacheToOption = None,
+    gitlab_include: GitlabIncludeOption = None,
 ) -> None:
     """Say which images are fresh, stale or missing, from which stage, and why."""
-    from .. import graph
     from ..engines import connect
     from ..errors import UsageError
     from ..plan import plan_images
 
-    formats = ("table", "json", "github-matrix", "mermaid", "dot")
+    formats = ("table", "json", "github-matrix", "gitlab-ci", "mermaid", "dot")
     if output_format not in formats:
         raise _fail(UsageError(f"--format {output_format}: use {', '.join(formats)}"))
     if as_json:
         output_format = "json"
+    if output_format != "gitlab-ci" and (cache_to or gitlab_include):
+        flag = "--cache-to" if cache_to else "--gitlab-include"
+        raise _fail(UsageError(f"{flag} is for --format gitlab-ci (the build jobs' flags)"))
+    flags = _build_flags(push, cache_from, cache_to, version, extra_vars)
+    _check_includes(list(gitlab_include or ()))
     project = _project(extra_vars)
     if cache_from is not None:
         from ..spec import registry_problem
@@ -187,10 +198,28 @@ def plan_command(
     plans = guarded(
         lambda: plan_images(connect(), project, list(images or []), cache_from, own_tags)
     )
+    _print_plan(project, plans, output_format, explain, flags, list(gitlab_include or ()))
+
+
+def _print_plan(
+    project: Project,
+    plans: list[ImagePlan],
+    output_format: str,
+    explain: bool,
+    flags: list[str],
+    includes: list[str],
+) -> None:
+    from .. import graph
+
     if output_format == "json":
         typer.echo(json.dumps([p.as_dict() for p in plans], indent=2))
     elif output_format == "github-matrix":
         typer.echo(json.dumps(graph.github_matrix(project, plans), separators=(",", ":")))
+    elif output_format == "gitlab-ci":
+        import yaml
+
+        pipeline = graph.gitlab_ci(project, plans, flags, includes)
+        typer.echo(GITLAB_HEADER + yaml.safe_dump(pipeline, sort_keys=False, width=1000), nl=False)
     elif output_format == "mermaid":
         typer.echo(graph.mermaid(project, plans), nl=False)
     elif output_format == "dot":
@@ -201,6 +230,58 @@ def plan_command(
             why = "\n".join(item.changes) if explain and item.changes else item.reason
             listing.add_row(item.name, item.shown_status, item.first_stage or "-", why)
         out.print(listing)
+
+
+GITLAB_HEADER = (
+    "# A GitLab CI child pipeline written by `rolecast plan --format gitlab-ci`:\n"
+    "# one job per image to build, each after its parent's job.\n"
+)
+
+
+def _check_includes(paths: list[str]) -> None:
+    from ..errors import UsageError
+
+    for path in paths:
+        if not Path(path.lstrip("/")).is_file():  # GitLab reads it from the repository's root
+            raise _fail(
+                UsageError(
+                    f"--gitlab-include {path}: no such file here; give its path from the "
+                    "repository's root, where the pipeline's jobs start"
+                )
+            )
+
+
+def _build_flags(
+    push: bool,
+    cache_from: str | None,
+    cache_to: str | None,
+    version: str | None,
+    extra_vars: list[str] | None,
+) -> list[str]:
+    """The flags of the pipeline's `rolecast build` jobs: the plan's own, so that they
+    build what it planned. `-e` values would be written into the pipeline file: only
+    `-e @FILE` passes."""
+    from ..errors import UsageError
+
+    flags = ["--push"] if push else []
+    for flag, value in (
+        ("--cache-from", cache_from),
+        ("--cache-to", cache_to),
+        ("--version", version),
+    ):
+        if value:
+            flags += [flag, value]
+    for given in extra_vars or ():
+        if not given.startswith("@"):
+            raise _fail(
+                UsageError(
+                    "-e with a value: --format gitlab-ci would write it into the pipeline "
+                    "file; put the variables in a file of the repository and give -e @FILE, "
+                    "or set them in the jobs' variables"
+                )
+            )
+        flags += ["-e", given]
+    return flags
 
 
 def _recorded_names(project: Project, names: list[str]) -> list[str]:

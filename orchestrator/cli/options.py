@@ -128,6 +128,24 @@ CacheToOption = Annotated[
         help="Push the image's stages to this registry repository.",
     ),
 ]
+GitlabCacheToOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-to",
+        metavar="REPO",
+        envvar="ROLECAST_CACHE_TO",
+        help="With --format gitlab-ci: the jobs' `build --cache-to`.",
+    ),
+]
+GitlabIncludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--gitlab-include",
+        metavar="FILE",
+        help="With --format gitlab-ci: a file of the repository the pipeline includes "
+        "(the jobs' runner settings under `default:`); repeatable.",
+    ),
+]
 KeepGoingOption = Annotated[
     bool | None,
     typer.Option(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ..conftest import ROOT
 from .helpers import (
@@ -589,3 +590,28 @@ def test_plan_names_the_file_that_changed(edge: Path, docker_engine: Any) -> Non
     (fresh,) = json.loads(rolecast("plan", "--json", "quoting", cwd=edge).stdout)
     assert fresh["status"] == "fresh"
     assert fresh["image_id"] != built_id
+
+
+def test_plan_writes_the_example_fleet_as_a_gitlab_child_pipeline(
+    project_copy: Path, docker_engine: Any
+) -> None:
+    """Images the engine lacks (a registry no test builds into): every one gets a job,
+    after its parent's job, and the file keeps GitLab's rules."""
+    from orchestrator.project import load_project
+
+    from ..test_graph import gitlab_jobs
+
+    spec = project_copy / "rolecast.yml"
+    unique = f"localhost:5000/pipeline-{uuid.uuid4().hex[:8]}"
+    spec.write_text(spec.read_text().replace("localhost:5000/example", unique))
+    done = rolecast(
+        "plan", "--format", "gitlab-ci", "--cache-to", f"{unique}/cache", cwd=project_copy
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    jobs = gitlab_jobs(yaml.safe_load(done.stdout))
+    project = load_project(project_copy)
+    assert sorted(jobs) == sorted(f"build {name}" for name in project.images)
+    for name, image in project.images.items():
+        parent = [f"build {image.parent}"] if image.parent_kind == "image" else []
+        assert jobs[f"build {name}"]["needs"] == parent
+    assert f"--cache-to {unique}/cache" in jobs["build base"]["script"][0]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +114,10 @@ def run_packer(
 ) -> PackerRun:
     """Run Packer on the template, reading its output `into` a PackerRun (which says what
     ran even when the build fails); no container of the build survives it."""
+    # Packer's own temporary files (the provisioner's inventory and key pair, its crash
+    # log) go in a directory of the build's, removed after it: a killed Packer removes
+    # none. Not in the build's directory: Packer's plugin sockets need a short path.
+    scratch = Path(tempfile.mkdtemp(prefix=f"rolecast-{image.slug[:20]}-"))
     with inputs.log.open("a", encoding="utf-8", buffering=1) as sink:
         reader = OutputReader(ctx, image, sink, into)
         state = into.state
@@ -120,7 +126,7 @@ def run_packer(
                 ["packer", "build", "-color=false", inputs.template.name],
                 timeout=ctx.options.timeout,
                 on_line=reader,
-                env=packer_environment(ctx.project.extra_vars),
+                env=packer_environment(ctx.project.extra_vars) | {"TMPDIR": str(scratch)},
                 cwd=inputs.build_dir,
                 what=f"packer build of {image.name}",
                 cancel=ctx.cancel,
@@ -156,6 +162,7 @@ def run_packer(
             ) from None
         finally:
             reader.close_task()
+            shutil.rmtree(scratch, ignore_errors=True)
     remove_leftovers(ctx, inputs.build_id)
     return into
 

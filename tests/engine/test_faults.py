@@ -238,12 +238,14 @@ def base(docker_engine: Any) -> str:
     return BASE_TAG
 
 
-def held_build(project: Path, client: Any, marker: str) -> tuple[str | None, HeldBuild]:
+def held_build(
+    project: Path, client: Any, marker: str, env: dict[str, str] | None = None
+) -> tuple[str | None, HeldBuild]:
     """The image `held:test` names now, and a build of a new `marker` waiting at its hold
     task, where the fault goes in."""
     before = image_id(client, "rolecast-test/faults/held:test")
     write_spec(project, marker=marker, hold=NEVER)
-    build = HeldBuild(project, "build", "--plain", "held")
+    build = HeldBuild(project, "build", "--plain", "held", env=env)
     build.wait_for_hold()
     return before, build
 
@@ -266,9 +268,16 @@ def held(base: str, docker_engine: Any, tmp_path: Path) -> Iterator[Path]:
 def test_packer_killed_mid_build_fails_cleanly_and_moves_no_tag(
     held: Path, docker_engine: Any
 ) -> None:
-    before, build = held_build(held, docker_engine, "two")
+    # Where programs that honour TMPDIR write: short, for Packer's plugin sockets.
+    scratch = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    before, build = held_build(held, docker_engine, "two", env={"TMPDIR": str(scratch)})
     os.kill(packer_of(build.proc.pid), signal.SIGKILL)
     assert build.wait() == 1, build.output
+    # Packer, killed, removed none of its files (inventory, key pair): none was here.
+    left = sorted(p.name for p in scratch.iterdir())
+    shutil.rmtree(scratch)
+    assert left == []
+    assert not list((held / ".rolecast").rglob("ansible-key*"))
     assert "packer was killed (SIGKILL)" in build.output
     assert "no tag was created or moved" in build.output
     assert build_containers(docker_engine, held) == []

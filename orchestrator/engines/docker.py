@@ -223,11 +223,13 @@ class DockerEngine:
     """A Docker engine: DOCKER_HOST (unix, tcp with Docker's TLS variables, ssh) or the
     local socket."""
 
-    def __init__(self, timeout: int = 60) -> None:
+    def __init__(self, timeout: int = 60, *, light: bool = True) -> None:
+        """`light`: the reads on a unix socket go through the light client (False: the
+        SDK's, as on other engines)."""
         self.timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
-        path = unix_socket(current_address())
+        path = unix_socket(current_address()) if light else None
         self._light = SocketAPI(path, timeout) if path else None
 
     @property

@@ -110,7 +110,7 @@ def test_the_engine_maps_answers_as_the_sdk_does(engine: type[FakeEngine]) -> No
     docker = DockerEngine.connect()
     assert docker.version() == "99.1"
     assert docker.image("web:1") == ImageInfo(
-        id=IMAGE["Id"],
+        id=str(IMAGE["Id"]),
         tags=["web:1"],
         size=123,
         created=dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC),

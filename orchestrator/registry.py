@@ -17,14 +17,15 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .credentials import credentials
 from .engines import Engine
 from .errors import RolecastError
 from .spec import names_a_host
+
+if TYPE_CHECKING:  # imported where used: a build consults a registry only to push or reuse
+    import requests
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -40,6 +41,7 @@ BACKOFF = 0.5
 
 
 def retrying_session() -> requests.Session:
+    import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
@@ -174,6 +176,8 @@ class Registry:
         return response
 
     def _send(self, method: str, url: str, key: str, **kwargs: Any) -> requests.Response:
+        import requests
+
         headers = dict(kwargs.pop("headers", {}))
         if key in self._tokens:
             headers["Authorization"] = f"Bearer {self._tokens[key]}"
@@ -189,6 +193,8 @@ class Registry:
 
     def _answer(self, challenge: str, scopes: list[str]) -> None:
         """Basic: the credentials from now on; Bearer: a token for these scopes."""
+        import requests
+
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             self._basic = True

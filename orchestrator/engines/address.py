@@ -22,6 +22,12 @@ def current_address() -> str:
     return given_address() or DEFAULT_ADDRESS
 
 
+def unix_socket(address: str) -> str | None:
+    """The socket's path when the address is a unix socket (unix:///PATH), else None."""
+    path = address.removeprefix("unix://")
+    return path if path != address and path else None
+
+
 def invalid(address: str) -> str | None:
     """Why `address` is not an engine address, or None when it is one."""
     if not address.startswith(("unix://", "tcp://", "ssh://", "fd://")):

@@ -1,5 +1,7 @@
 """The Docker engine, through the Docker SDK for Python; the docker CLI where a program
-outside Rolecast's process needs it (login, import, the guard's clean-up).
+outside Rolecast's process needs it (login, import, the guard's clean-up). On a unix socket
+the reads of a no-op build (ping, version, images, containers, tag) go through the light
+client of socket_api.py instead, and the SDK is imported on the first call that needs it.
 
 The only module that imports the SDK: its exceptions end here, as EngineError with the
 engine's own reason, or as "absent" (None, False) where absence is an answer.
@@ -8,6 +10,7 @@ engine's own reason, or as "absent" (None, False) where absence is an answer.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import importlib.util
 import io
 import ipaddress
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -63,14 +67,15 @@ def _ssh_transport_when_used() -> None:
 
 _ssh_transport_when_used()
 
-import docker  # noqa: E402
-from docker.errors import DockerException, ImageNotFound, NotFound  # noqa: E402
-from requests.exceptions import RequestException  # noqa: E402
-from urllib3.exceptions import HTTPError  # noqa: E402
-
 from ..errors import CommandFailedError, ToolMissingError  # noqa: E402
 from ..runner import run  # noqa: E402
-from .address import current_address, given_address, shorten, unreachable_message  # noqa: E402
+from .address import (  # noqa: E402
+    current_address,
+    given_address,
+    shorten,
+    unix_socket,
+    unreachable_message,
+)
 from .interface import (  # noqa: E402
     Auth,
     ContainerInfo,
@@ -79,15 +84,36 @@ from .interface import (  # noqa: E402
     ImageInfo,
     VolumeInfo,
 )
+from .socket_api import SocketAPI  # noqa: E402
 
-SDK_FAILURES = (DockerException, RequestException, HTTPError, OSError)
+
+def _sdk_client(timeout: int) -> Any:
+    """The SDK's client of DOCKER_HOST (and Docker's TLS variables): the SDK, requests and
+    urllib3 are imported here, on the first call that needs them."""
+    import docker
+
+    return docker.from_env(timeout=timeout)
 
 
 def _failures() -> tuple[type[BaseException], ...]:
-    """What an engine call may raise. ssh:// engines go through paramiko (the SDK's ssh
-    extra), whose errors are not the SDK's; until paramiko has loaded, none can be raised."""
+    """What an engine call may raise: the light client's refusals and socket errors, and
+    the SDK's (requests', urllib3's) once it is loaded: until then it cannot have raised.
+    ssh:// engines go through paramiko (the SDK's ssh extra), whose errors are not the
+    SDK's; until paramiko has loaded, none can be raised."""
+    found: list[type[BaseException]] = [EngineError, OSError, http.client.HTTPException]
+    if "docker.errors" in sys.modules:
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+        from urllib3.exceptions import HTTPError
+
+        found += [DockerException, RequestException, HTTPError]
     ssh = sys.modules.get("paramiko.ssh_exception")
-    return (*SDK_FAILURES, ssh.SSHException) if ssh is not None else SDK_FAILURES
+    return (*found, ssh.SSHException) if ssh is not None else tuple(found)
+
+
+def _absent(exc: BaseException) -> bool:
+    """The SDK's 404 (NotFound, ImageNotFound), known without importing the SDK."""
+    return getattr(exc, "status_code", None) == 404
 
 
 def _reason(exc: BaseException) -> str:
@@ -127,12 +153,12 @@ def _created(text: str) -> dt.datetime:
         return dt.datetime.fromtimestamp(0, dt.UTC)
 
 
-def _info(image: Any) -> ImageInfo:
-    attrs = image.attrs or {}
+def _info(attrs: dict[str, Any]) -> ImageInfo:
+    """An image inspected (GET /images/{ref}/json), as the SDK's Image model reads it."""
     config = attrs.get("Config") or {}
     return ImageInfo(
-        id=str(image.id),
-        tags=list(image.tags),
+        id=str(attrs.get("Id")),
+        tags=_tags(attrs),
         size=int(attrs.get("Size") or 0),
         created=_created(str(attrs.get("Created") or "")),
         entrypoint=config.get("Entrypoint") or None,
@@ -140,6 +166,16 @@ def _info(image: Any) -> ImageInfo:
         user=config.get("User") or "",
         labels=dict(config.get("Labels") or {}),
     )
+
+
+def _tags(attrs: dict[str, Any]) -> list[str]:
+    return [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+
+
+def _name(summary: dict[str, Any]) -> str:
+    """A listed container's own name: its other names are links' (/OTHER/ALIAS)."""
+    names = [str(n).lstrip("/") for n in summary.get("Names") or []]
+    return next((n for n in names if "/" not in n), names[0] if names else "")
 
 
 class _StreamError(Exception):
@@ -177,9 +213,9 @@ class DockerContainer:
     def remove(self) -> None:
         try:
             self._container.remove(force=True)
-        except NotFound:
-            pass
         except _failures() as exc:
+            if _absent(exc):
+                return
             raise EngineError(f"remove container {self.id[:12]}: {_reason(exc)}") from None
 
 
@@ -187,8 +223,28 @@ class DockerEngine:
     """A Docker engine: DOCKER_HOST (unix, tcp with Docker's TLS variables, ssh) or the
     local socket."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, timeout: int = 60, *, light: bool = True) -> None:
+        """`light`: the reads on a unix socket go through the light client (False: the
+        SDK's, as on other engines)."""
+        self.timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+        path = unix_socket(current_address()) if light else None
+        self._light = SocketAPI(path, timeout) if path else None
+
+    @property
+    def client(self) -> Any:
+        """The SDK's client, made on first use: a no-op build on a unix socket needs none."""
+        with self._lock:
+            if self._client is None:
+                self._client = _sdk_client(self.timeout)
+            return self._client
+
+    @property
+    def api(self) -> Any:
+        """Where the reads go: the light client on a unix socket, else the SDK's APIClient
+        (the same methods, the same JSON)."""
+        return self._light or self.client.api
 
     @classmethod
     def connect(cls, timeout: int = 60) -> DockerEngine:
@@ -196,15 +252,15 @@ class DockerEngine:
             # paramiko logs a traceback of its own for each failed ssh connection: the
             # message below says it in one line (-v shows them).
             logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
+        engine = cls(timeout)
         try:
-            client = docker.from_env(timeout=timeout)
-            client.ping()
+            engine.api.ping()
         except _failures() + (ValueError,) as exc:  # ValueError: DOCKER_HOST's port is no number
             message = unreachable_message(
                 current_address(), _connect_reason(exc), given=given_address() is not None
             )
             raise ToolMissingError(message) from None
-        return cls(client)
+        return engine
 
     @property
     def address(self) -> str:
@@ -212,36 +268,37 @@ class DockerEngine:
 
     def ping(self) -> bool:
         try:
-            return bool(self.client.ping())
+            return bool(self.api.ping())
         except _failures():
             return False
 
     def version(self) -> str | None:
         try:
-            return str(self.client.version().get("Version"))
+            return str(self.api.version().get("Version"))
         except _failures():
             return None
 
     # -- images --------------------------------------------------------------------------
     def image(self, reference: str) -> ImageInfo | None:
         try:
-            return _info(self.client.images.get(reference))
-        except ImageNotFound:
-            return None
+            found = self.api.inspect_image(reference)
         except _failures() as exc:
+            if _absent(exc):
+                return None
             raise EngineError(f"image {reference}: {_reason(exc)}") from None
+        return _info(found) if found is not None else None
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
         # One request for the summaries: the SDK's images.list() inspects each image after
         # it, a request per image, which over ssh costs a login channel each.
         try:
-            found = self.client.api.images(name=repository)
+            found = self.api.images(name=repository)
         except _failures() as exc:
             raise EngineError(f"listing images: {_reason(exc)}") from None
         return [
             ImageInfo(
                 id=str(entry["Id"]),
-                tags=[t for t in entry.get("RepoTags") or [] if t != "<none>:<none>"],
+                tags=_tags(entry),
                 size=int(entry.get("Size") or 0),
                 created=dt.datetime.fromtimestamp(int(entry.get("Created") or 0), dt.UTC),
                 labels=dict(entry.get("Labels") or {}),
@@ -252,7 +309,7 @@ class DockerEngine:
     def tag(self, source: str, target: str) -> None:
         repository, tag = target.rsplit(":", 1)
         try:  # one request: the SDK's images.get(source).tag() inspects the image first
-            self.client.api.tag(source, repository, tag)
+            self.api.tag(source, repository, tag)
         except _failures() as exc:
             raise EngineError(f"tag {target}: {_reason(exc)}") from None
 
@@ -332,9 +389,11 @@ class DockerEngine:
             )
 
     def registry_auth(self, registry: str) -> Auth:
+        import docker
+
         try:
             found = docker.auth.load_config().resolve_authconfig(registry)
-        except (DockerException, OSError, ValueError):
+        except (docker.errors.DockerException, OSError, ValueError):
             return None
         if not found or not found.get("Password", found.get("password")):
             return None
@@ -391,23 +450,20 @@ class DockerEngine:
         filters = {"name": name_prefix} if name_prefix else {}
         if label:
             filters["label"] = label
-        try:
-            found = self.client.containers.list(all=True, filters=filters)
+        try:  # the summaries: the SDK's containers.list() inspects each container after it
+            found = self.api.containers(all=True, filters=filters)
         except _failures() as exc:
             raise EngineError(f"listing containers: {_reason(exc)}") from None
-        return [
-            ContainerInfo(str(c.id), str(c.name))
-            for c in found
-            # the name filter matches anywhere in the name
-            if name_prefix is None or str(c.name).startswith(name_prefix)
-        ]
+        named = [ContainerInfo(str(c["Id"]), _name(c)) for c in found]
+        # the name filter matches anywhere in the name
+        return [c for c in named if name_prefix is None or c.name.startswith(name_prefix)]
 
     def remove_container(self, name_or_id: str) -> None:
         try:
             self.client.containers.get(name_or_id).remove(force=True)
-        except NotFound:
-            pass
         except _failures() as exc:
+            if _absent(exc):
+                return
             raise EngineError(f"remove container {name_or_id}: {_reason(exc)}") from None
 
     def removal_command(self, name: str) -> list[str]:

@@ -110,3 +110,10 @@ def apt_volumes(identity: str, slug: str) -> dict[str, str]:
         f"{APT_VOLUME_PREFIX}lists-{scope}": "/var/lib/apt/lists",
         f"{APT_VOLUME_PREFIX}cache-{scope}": "/var/cache/apt",
     }
+
+
+# Packer's plugins for Packer 1.7 and later, by the name the template gives them: the
+# versions a build installs and uses unless the spec's `packer_plugins:` pins others.
+# Released versions (docker 1.1.1, ansible 1.1.4); only Packer 1.6.6, with both built in,
+# has run here.
+PACKER_PLUGIN_DEFAULTS = {"docker": "1.1.1", "ansible": "1.1.4"}

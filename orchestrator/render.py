@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from . import packer_output
+from . import packer_output, packer_plugins
 from .names import HOST_ALIAS_PREFIX, PYTHON_APT_VOLUME, apt_volumes, container_name
 from .provision import (
     INIT_COMMAND,
@@ -65,6 +65,8 @@ class RenderInput:
     extra_vars_file: Path
     connection: ConnectionKind
     packer_version: tuple[int, ...]
+    # Packer 1.7 and later: the plugins' versions by name (the defaults when empty)
+    packer_plugins: dict[str, str] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     inventory: Path | None = None
     roles_paths: list[Path] = field(default_factory=list)
@@ -325,11 +327,11 @@ def template(inp: RenderInput) -> dict[str, Any]:
         "post-processor": [{"docker-tag": {"repository": inp.repository, "tags": list(inp.tags)}}],
     }
     out: dict[str, Any] = {}
-    if inp.packer_version >= (1, 7):
+    if inp.packer_version >= packer_plugins.FIRST_SEPARATE:
+        pinned = packer_plugins.pinned(inp.packer_plugins)
         out["packer"] = {
             "required_plugins": {
-                "docker": {"version": ">= 1.0.0", "source": "github.com/hashicorp/docker"},
-                "ansible": {"version": ">= 1.0.0", "source": "github.com/hashicorp/ansible"},
+                p.name: {"version": f"= {p.version}", "source": p.source} for p in pinned
             }
         }
     out["source"] = {"docker": {inp.name: source}}

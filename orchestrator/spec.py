@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from .errors import Problem, SpecError
+from .names import PACKER_PLUGIN_DEFAULTS
 from .specfile import find_spec_file
 from .yamlsource import Loc, YamlDocument, format_path, load_yaml
 
@@ -343,6 +344,16 @@ class Image(Strict):
         return self
 
 
+PluginVersion = Annotated[str, Field(pattern=r"^[0-9]+[.][0-9]+[.][0-9]+$")]
+
+
+class PackerPlugins(Strict):
+    """The versions of Packer's plugins a build uses with Packer 1.7 and later."""
+
+    docker: PluginVersion = PACKER_PLUGIN_DEFAULTS["docker"]
+    ansible: PluginVersion = PACKER_PLUGIN_DEFAULTS["ansible"]
+
+
 class Spec(Strict):
     """A whole `rolecast.yml`."""
 
@@ -351,6 +362,7 @@ class Spec(Strict):
     inventory: str | None = None
     roles_path: list[str] = Field(default_factory=lambda: ["roles"])
     requirements: str | None = None
+    packer_plugins: PackerPlugins = Field(default_factory=PackerPlugins)
     bases: dict[Name, BaseImage] = Field(default_factory=dict)
     images: dict[Name, Image] = Field(min_length=1)
 

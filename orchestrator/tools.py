@@ -80,6 +80,7 @@ class Versions:
     ansible_core: str | None
     mitogen: str | None
     packer: str | None
+    plugins: str | None  # Packer's docker and ansible plugins, as found
     docker_engine: str | None
     docker_address: str
 
@@ -92,8 +93,22 @@ class Versions:
             f"ansible-core {show(self.ansible_core)}",
             f"mitogen {show(self.mitogen)}",
             f"packer {show(self.packer)}",
+            *([f"packer-plugins {self.plugins}"] if self.plugins else []),
             f"docker engine {show(self.docker_engine)} at {shown(self.docker_address)}",
         ]
+
+
+def plugin_versions(packer: tuple[int, ...] | None) -> str | None:
+    """Packer's docker and ansible plugins: built in (Packer 1.6), else the versions
+    installed where Packer looks."""
+    from .packer_plugins import FIRST_SEPARATE, installed_versions
+
+    if packer is None:
+        return None
+    if packer < FIRST_SEPARATE:
+        return "docker and ansible built into packer"
+    found = installed_versions()
+    return ", ".join(f"{name} {' '.join(v) or 'not installed'}" for name, v in found.items())
 
 
 def versions() -> Versions:
@@ -103,6 +118,7 @@ def versions() -> Versions:
         ansible_core=package_version("ansible-core"),
         mitogen=package_version("mitogen"),
         packer=".".join(map(str, packer)) if packer else None,
+        plugins=plugin_versions(packer),
         docker_engine=engine_version(),
         docker_address=current_address(),
     )

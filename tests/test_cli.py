@@ -23,8 +23,10 @@ def test_version_lists_rolecast_and_every_tool(cli: Any) -> None:
         "ansible-core",
         "mitogen",
         "packer",
+        "packer-plugins",
         "docker",
     ]
+    assert lines[4] == "packer-plugins docker and ansible built into packer"  # Packer 1.6.6
     import ansible.release
 
     assert lines[1] == f"ansible-core {ansible.release.__version__}"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from orchestrator import provision, render
-from orchestrator.names import PYTHON_APT_VOLUME
+from orchestrator.names import PACKER_PLUGIN_DEFAULTS, PYTHON_APT_VOLUME
 from orchestrator.provision import KEEP_ALIVE
 from orchestrator.render import ParentConfig, RenderInput
 from orchestrator.spec import ImageConfig
@@ -116,15 +116,21 @@ def test_template_for_packer_1_6() -> None:
     ]
 
 
-def test_template_for_packer_1_7_declares_its_plugins() -> None:
+def test_template_for_packer_1_7_pins_its_plugins() -> None:
     data = render.template(make_input(packer_version=(1, 9, 4)))
+    docker, ansible = PACKER_PLUGIN_DEFAULTS["docker"], PACKER_PLUGIN_DEFAULTS["ansible"]
     assert data["packer"] == {
         "required_plugins": {
-            "docker": {"version": ">= 1.0.0", "source": "github.com/hashicorp/docker"},
-            "ansible": {"version": ">= 1.0.0", "source": "github.com/hashicorp/ansible"},
+            "docker": {"version": f"= {docker}", "source": "github.com/hashicorp/docker"},
+            "ansible": {"version": f"= {ansible}", "source": "github.com/hashicorp/ansible"},
         }
     }
     assert list(data) == ["packer", "source", "build"]
+    pinned = render.template(
+        make_input(packer_version=(1, 11, 2), packer_plugins={"docker": "9.8.7"})
+    )
+    assert pinned["packer"]["required_plugins"]["docker"]["version"] == "= 9.8.7"
+    assert pinned["packer"]["required_plugins"]["ansible"]["version"] == f"= {ansible}"
 
 
 def test_proxy_connection_gets_openssh9_options() -> None:

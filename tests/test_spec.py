@@ -103,7 +103,7 @@ def test_unknown_key_without_a_close_match_lists_the_valid_keys(tmp_path: Path) 
         load_spec(tmp_path)
     assert str(info.value).endswith(
         "zzz: unknown key 'zzz'; valid keys: version, defaults, inventory, roles_path, "
-        "requirements, bases, images"
+        "requirements, packer_plugins, bases, images"
     )
 
 

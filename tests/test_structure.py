@@ -23,7 +23,7 @@ LAYERS = [
      "engines.docker"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
      "project.resolver", "project.inventory_view"},
-    {"variables", "fingerprint", "state", "tags", "tools", "provision"},
+    {"variables", "fingerprint", "state", "tags", "tools", "provision", "packer_plugins"},
     {"plan", "registry", "render", "graph", "requirements", "bases", "gates", "checks",
      "checks.files", "checks.origin", "checks.plays", "checks.vault",
      "checks.memo"},

@@ -48,6 +48,7 @@ def build_images(
         rules.for_image(project.images[name], None)
     project.select(list(options.force))  # an unknown name is an input error
     packer = preflight.check_tools()
+    preflight.plugins(project, packer, on_event)
     engine = (connect or engines.connect)()
     ctx = Context(project, options, engine, on_event, rules, packer)
     preflight.requirements(ctx)

@@ -126,6 +126,7 @@ def render_input(
         extra_vars_file=build_dir / "vars.json",
         connection=connection,  # type: ignore[arg-type]
         packer_version=ctx.packer,
+        packer_plugins=project.packer_plugins,
         groups=list(image.spec.groups),
         inventory=image.inventory,
         host_alias=host_alias(image.host, image.slug),

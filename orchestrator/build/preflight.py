@@ -7,8 +7,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from .. import packer_plugins
 from ..errors import ToolMissingError
-from ..report import Phase
+from ..locks import ProjectLock
+from ..project import Project
+from ..report import Event, OnEvent, Phase
 from ..requirements import install_requirements
 from ..runner import INSTALL_HINTS
 from ..tools import packer_version, require
@@ -24,6 +27,28 @@ def check_tools() -> tuple[int, ...]:
     if version is None:
         raise ToolMissingError("packer does not report its version: reinstall it")
     return version
+
+
+def plugins(project: Project, packer: tuple[int, ...], on_event: OnEvent) -> None:
+    """With Packer 1.7 and later, the pinned docker and ansible plugins, installed by
+    `packer init` when missing: once a run, before the engine is asked anything."""
+    wanted = packer_plugins.pinned(project.packer_plugins)
+    if packer < packer_plugins.FIRST_SEPARATE:
+        return
+    if all(packer_plugins.installed(p) for p in wanted):
+        return
+
+    def say(phase: str, text: str) -> None:
+        on_event(Event(image="packer", phase=phase, message=text))
+
+    say(Phase.INSTALLING, "Packer's plugins: packer init")
+    root = project.root.resolve()
+    lock = ProjectLock(root, "packer-plugins", "Packer's plugins", lambda t: say(Phase.LOCK, t))
+    with lock:
+        done = packer_plugins.ensure(wanted, packer, root / ".rolecast" / "packer-plugins")
+    if done:
+        shown = ", ".join(f"{p.name} {p.version}" for p in done)
+        say(Phase.INSTALLED, f"Packer's plugins: {shown}")
 
 
 def ansible_playbook() -> str:

@@ -82,6 +82,11 @@ class Project:
     def bases(self) -> dict[str, BaseImage]:
         return dict(self.loaded.spec.bases)
 
+    @property
+    def packer_plugins(self) -> dict[str, str]:
+        """The versions of Packer's plugins (Packer 1.7 and later), by name."""
+        return dict(self.loaded.spec.packer_plugins.model_dump())
+
     def base_reference(self, name: str) -> str:
         return base_reference(name, self.loaded.spec.bases[name])
 

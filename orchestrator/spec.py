@@ -116,6 +116,15 @@ def _name(name: str) -> str:
     return name
 
 
+def _plugin_version(version: str) -> str:
+    if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version):
+        raise ValueError(
+            f"{version!r} is not an exact version: write one such as 1.1.4 (Packer's plugins "
+            "are pinned, so that a build uses the plugin it was tested with)"
+        )
+    return version
+
+
 def _one_line(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ValueError("must be one line: `docker commit` cannot store a line break here")
@@ -344,7 +353,7 @@ class Image(Strict):
         return self
 
 
-PluginVersion = Annotated[str, Field(pattern=r"^[0-9]+[.][0-9]+[.][0-9]+$")]
+PluginVersion = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_plugin_version)]
 
 
 class PackerPlugins(Strict):

@@ -8,6 +8,7 @@ orchestrator/cli/ fails here by name."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import ROOT
 
 HEAVY = {"ansible", "docker", "jinja2", "pydantic", "pydantic_core", "rich", "yaml", "requests"}
 HEAVY |= {"paramiko", "markdown_it", "ansible_runner"}
@@ -113,3 +116,15 @@ def test_the_docker_sdk_s_ssh_transport_loads_when_first_used(first: str, tmp_pa
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_quick_exit_keeps_every_byte_of_output_and_the_exit_code(tmp_path: Path) -> None:
+    """`rolecast` leaves without the interpreter's teardown: what it printed must still
+    all arrive, through a pipe, and its exit code stay what the command said."""
+    run = [sys.executable, "-m", "orchestrator", "-C", str(ROOT)]
+    listed = subprocess.run([*run, "ls", "--json"], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert {i["name"] for i in json.loads(listed.stdout)} >= {"base", "app"}
+    unknown = subprocess.run([*run, "build", "no-such-image"], capture_output=True, text=True)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("unknown image 'no-such-image'")

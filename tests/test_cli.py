@@ -435,6 +435,16 @@ def test_plan_for_gitlab_ci_never_writes_an_extra_var_s_value(cli: Any) -> None:
     assert result.exit_code == 2 and "s3cret-value" not in result.stderr
 
 
+def test_plan_in_other_formats_takes_extra_vars_with_values(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the pipeline file would hold them: a table or JSON plan takes -e KEY=VALUE."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    result = cli("plan", "--json", "-e", "db_password=s3cret-value")
+    assert result.exit_code == 3, result.stderr  # past the flags: no engine answers
+    assert "s3cret-value" not in result.stderr
+
+
 def test_plan_s_build_job_flags_are_for_gitlab_ci_only(cli: Any) -> None:
     result = cli("plan", "--cache-to", "registry.test/team/cache")
     assert result.exit_code == 2

@@ -179,8 +179,10 @@ def plan_command(
     if output_format != "gitlab-ci" and (cache_to or gitlab_include):
         flag = "--cache-to" if cache_to else "--gitlab-include"
         raise _fail(UsageError(f"{flag} is for --format gitlab-ci (the build jobs' flags)"))
-    flags = _build_flags(push, cache_from, cache_to, version, extra_vars)
-    _check_includes(list(gitlab_include or ()))
+    flags: list[str] = []
+    if output_format == "gitlab-ci":
+        flags = _build_flags(push, cache_from, cache_to, version, extra_vars)
+        _check_includes(list(gitlab_include or ()))
     project = _project(extra_vars)
     if cache_from is not None:
         from ..spec import registry_problem

@@ -469,6 +469,9 @@ class DockerEngine:
     def removal_command(self, name: str) -> list[str]:
         return ["docker", "rm", "-f", name]
 
+    def packer_path(self) -> list[str]:
+        return []
+
     # -- volumes and events ----------------------------------------------------------------
     def volume_exists(self, name: str) -> bool:
         try:

@@ -1,0 +1,133 @@
+"""Podman, through its Docker-compatible API service (`podman system service`): the same
+requests as Docker's (the Docker SDK and the light client serve it unchanged), so this is
+the Docker engine where Podman answers differently.
+
+Programs outside Rolecast's process (Packer's docker builder, Ansible's docker connection,
+the stage commits) run a `docker` command: for Podman, that command is a shim Rolecast
+writes, which runs `podman --remote` on the engine's socket and makes the few answers
+Packer reads look as Docker's do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ..runner import run
+from .address import given_address, unix_socket
+from .docker import DockerEngine, _failures
+
+ENGINE_KINDS = ("docker", "podman")
+ENGINE_VARIABLE = "ROLECAST_ENGINE"
+# Podman's own rootful socket, where `--engine podman` looks when no -H / DOCKER_HOST is given.
+PODMAN_ADDRESS = "unix:///run/podman/podman.sock"
+
+
+def is_podman(version: dict[str, Any]) -> bool:
+    """Whether a /version answer is Podman's: its components name the Podman Engine."""
+    components = version.get("Components") or []
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
+
+
+def chosen_kind() -> str | None:
+    """The engine kind --engine or ROLECAST_ENGINE names, or None: the engine's own answer
+    decides."""
+    kind = os.environ.get(ENGINE_VARIABLE, "").strip().lower()
+    return kind or None
+
+
+def podman_argv(address: str) -> list[str]:
+    """`podman` on the engine at `address` (its API service), not on this machine's storage."""
+    return ["podman", "--remote", "--url", address]
+
+
+def shim_script(address: str) -> str:
+    """A `docker` command for Packer and Ansible that runs Podman at `address`.
+
+    Where Podman's CLI answers otherwise than Docker's, in what they use:
+    - `cp DIR CONTAINER:PATH/`: Docker makes PATH when it is missing; Podman refuses a
+      trailing slash on a missing one (`could not be found on container`). Without the
+      slash both make it, with the directory's content.
+    - `commit`: Docker prints the image id as `sha256:HEX`, Podman the bare HEX; Packer
+      reports what it printed (`Image ID: ...`).
+    """
+    podman = shlex.join(podman_argv(address))
+    return f"""#!/bin/sh
+# Written by Rolecast: the docker command of Packer's docker builder, on Podman.
+if [ "$1" = cp ] && [ "$#" -eq 3 ] && [ -d "$2" ]; then
+  case "$3" in *:/) ;; *:*/) set -- cp "$2" "${{3%/}}" ;; esac
+fi
+if [ "$1" = commit ]; then
+  id=$({podman} "$@") || exit
+  case "$id" in sha256:*) echo "$id" ;; *) echo "sha256:$id" ;; esac
+  exit 0
+fi
+exec {podman} "$@"
+"""
+
+
+def shim_directory(address: str, cache: Path | None = None) -> Path:
+    """The directory holding the `docker` shim for `address`, written when missing or
+    different (one per address: two runs on two engines do not share one)."""
+    root = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(address.encode()).hexdigest()[:16]
+    directory = root / "rolecast" / "podman-shim" / key
+    script = shim_script(address)
+    shim = directory / "docker"
+    if not shim.is_file() or shim.read_text(encoding="utf-8") != script:
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = directory / f".docker.{os.getpid()}"
+        partial.write_text(script, encoding="utf-8")
+        partial.chmod(0o755)
+        partial.replace(shim)  # atomic: a Packer running now sees the old one or the new
+    return directory
+
+
+class PodmanEngine(DockerEngine):
+    """A Podman API service: DOCKER_HOST (a unix socket), or Podman's own socket."""
+
+    kind = "podman"
+
+    def version(self) -> str | None:
+        found = super().version()
+        return f"{found} (podman)" if found else None
+
+    def packer_path(self) -> list[str]:
+        return [str(shim_directory(self.address))]
+
+    def import_rootfs(
+        self, rootfs: Path, reference: str, changes: list[str], *, timeout: float, log: Path | None
+    ) -> None:
+        argv = [*podman_argv(self.address), "import"]
+        for change in changes:
+            argv += ["--change", change]
+        with subprocess.Popen(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
+        ) as tar:
+            run(
+                [*argv, "-", reference],
+                stdin=tar.stdout,
+                timeout=timeout,
+                log_file=log,
+                what=f"podman import of {reference}",
+            )
+
+    def removal_command(self, name: str) -> list[str]:
+        return [*podman_argv(self.address), "rm", "-f", name]
+
+
+def answers_as_podman(engine: DockerEngine) -> bool:
+    """Whether the engine DOCKER_HOST names is Podman's API service: asked only of a unix
+    socket given in DOCKER_HOST (one request on the light client); the local Docker socket
+    and remote engines are taken for Docker unless --engine says otherwise."""
+    address = given_address()
+    if address is None or unix_socket(address) is None:
+        return False
+    try:
+        return is_podman(dict(engine.api.version()))
+    except _failures():
+        return False

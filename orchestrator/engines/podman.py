@@ -4,8 +4,8 @@ the Docker engine where Podman answers differently.
 
 Programs outside Rolecast's process (Packer's docker builder, Ansible's docker connection,
 the stage commits) run a `docker` command: for Podman, that command is a shim Rolecast
-writes, which runs `podman --remote` on the engine's socket and makes the few answers
-Packer reads look as Docker's do.
+writes, which runs `podman --remote` on the engine's socket, and `cp` and `commit` through
+podman_cli.py, where Podman's CLI answers otherwise than Docker's.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import hashlib
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..runner import run
+from . import podman_cli
 from .address import given_address, unix_socket
 from .docker import DockerEngine, _failures
+from .podman_cli import podman_argv
 
 ENGINE_KINDS = ("docker", "podman")
 ENGINE_VARIABLE = "ROLECAST_ENGINE"
@@ -40,32 +43,16 @@ def chosen_kind() -> str | None:
     return kind or None
 
 
-def podman_argv(address: str) -> list[str]:
-    """`podman` on the engine at `address` (its API service), not on this machine's storage."""
-    return ["podman", "--remote", "--url", address]
-
-
-def shim_script(address: str) -> str:
-    """A `docker` command for Packer and Ansible that runs Podman at `address`.
-
-    Where Podman's CLI answers otherwise than Docker's, in what they use:
-    - `cp DIR CONTAINER:PATH/`: Docker makes PATH when it is missing; Podman refuses a
-      trailing slash on a missing one (`could not be found on container`). Without the
-      slash both make it, with the directory's content.
-    - `commit`: Docker prints the image id as `sha256:HEX`, Podman the bare HEX; Packer
-      reports what it printed (`Image ID: ...`).
-    """
+def shim_script(address: str, python: str = sys.executable) -> str:
+    """A `docker` command for Packer and Ansible that runs Podman at `address`: `cp` and
+    `commit` through podman_cli.py, which makes them answer as Docker's; the rest as is."""
     podman = shlex.join(podman_argv(address))
+    translate = shlex.join([python, "-I", str(Path(podman_cli.__file__).resolve()), address])
     return f"""#!/bin/sh
 # Written by Rolecast: the docker command of Packer's docker builder, on Podman.
-if [ "$1" = cp ] && [ "$#" -eq 3 ] && [ -d "$2" ]; then
-  case "$3" in *:/) ;; *:*/) set -- cp "$2" "${{3%/}}" ;; esac
-fi
-if [ "$1" = commit ]; then
-  id=$({podman} "$@") || exit
-  case "$id" in sha256:*) echo "$id" ;; *) echo "sha256:$id" ;; esac
-  exit 0
-fi
+case "$1" in
+  cp | commit) exec {translate} "$@" ;;
+esac
 exec {podman} "$@"
 """
 

@@ -22,7 +22,7 @@ import tarfile
 import threading
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 SSH_TRANSPORT = "docker.transport.sshconn"
 
@@ -247,7 +247,7 @@ class DockerEngine:
         return self._light or self.client.api
 
     @classmethod
-    def connect(cls, timeout: int = 60) -> DockerEngine:
+    def connect(cls, timeout: int = 60) -> Self:
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             # paramiko logs a traceback of its own for each failed ssh connection: the
             # message below says it in one line (-v shows them).

@@ -16,8 +16,9 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+from ..errors import ToolMissingError
 from ..runner import run
 from . import podman_cli
 from .address import given_address, unix_socket
@@ -28,6 +29,10 @@ ENGINE_KINDS = ("docker", "podman")
 ENGINE_VARIABLE = "ROLECAST_ENGINE"
 # Podman's own rootful socket, where `--engine podman` looks when no -H / DOCKER_HOST is given.
 PODMAN_ADDRESS = "unix:///run/podman/podman.sock"
+PODMAN_ADVICE = (
+    "start it: podman system service --time=0 unix:///PATH (README, Podman; "
+    "ROLECAST_ENGINE=podman scripts/setup.sh starts one), and give -H unix:///PATH"
+)
 
 
 def is_podman(version: dict[str, Any]) -> bool:
@@ -78,6 +83,16 @@ class PodmanEngine(DockerEngine):
     """A Podman API service: DOCKER_HOST (a unix socket), or Podman's own socket."""
 
     kind = "podman"
+
+    @classmethod
+    def connect(cls, timeout: int = 60) -> Self:
+        try:
+            engine = super().connect(timeout)
+        except ToolMissingError as exc:
+            said, _, _ = str(exc).partition("\n")
+            said = said.replace("no Docker engine answers", "no Podman API service answers", 1)
+            raise ToolMissingError(f"{said}\n{PODMAN_ADVICE}") from None
+        return engine
 
     def version(self) -> str | None:
         found = super().version()

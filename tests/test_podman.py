@@ -28,6 +28,7 @@ from orchestrator.engines.podman import (
     is_podman,
     shim_directory,
     shim_script,
+    short_name,
 )
 from orchestrator.engines.podman_cli import (
     commit_arguments,
@@ -248,3 +249,9 @@ def test_engine_podman_without_an_address_is_podman_s_own_socket(
     assert result.exit_code == 0
     assert os.environ["DOCKER_HOST"] == PODMAN_ADDRESS
     assert os.environ["ROLECAST_ENGINE"] == "podman"
+
+
+def test_tags_are_the_names_rolecast_wrote() -> None:
+    assert short_name("localhost/rolecast-cache/abc/web:1") == "rolecast-cache/abc/web:1"
+    assert short_name("localhost:5000/example/web:1") == "localhost:5000/example/web:1"
+    assert short_name("registry.example/localhost/x:1") == "registry.example/localhost/x:1"

@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -23,12 +24,14 @@ from ..runner import run
 from . import podman_cli
 from .address import given_address, unix_socket
 from .docker import DockerEngine, _failures
+from .interface import ImageInfo
 from .podman_cli import podman_argv
 
 ENGINE_KINDS = ("docker", "podman")
 ENGINE_VARIABLE = "ROLECAST_ENGINE"
 # Podman's own rootful socket, where `--engine podman` looks when no -H / DOCKER_HOST is given.
 PODMAN_ADDRESS = "unix:///run/podman/podman.sock"
+LOCAL_PREFIX = "localhost/"
 PODMAN_ADVICE = (
     "start it: podman system service --time=0 unix:///PATH (README, Podman; "
     "ROLECAST_ENGINE=podman scripts/setup.sh starts one), and give -H unix:///PATH"
@@ -79,6 +82,17 @@ def shim_directory(address: str, cache: Path | None = None) -> Path:
     return directory
 
 
+def short_name(tag: str) -> str:
+    """A tag as Rolecast wrote it: Podman keeps a name without a registry under
+    `localhost/` (`rolecast-cache/ID/web:FP` is listed as `localhost/rolecast-cache/...`),
+    and finds it again by the name without."""
+    return tag.removeprefix(LOCAL_PREFIX)
+
+
+def _short_names(info: ImageInfo) -> ImageInfo:
+    return replace(info, tags=[short_name(t) for t in info.tags])
+
+
 class PodmanEngine(DockerEngine):
     """A Podman API service: DOCKER_HOST (a unix socket), or Podman's own socket."""
 
@@ -97,6 +111,13 @@ class PodmanEngine(DockerEngine):
     def version(self) -> str | None:
         found = super().version()
         return f"{found} (podman)" if found else None
+
+    def image(self, reference: str) -> ImageInfo | None:
+        found = super().image(reference)
+        return _short_names(found) if found is not None else None
+
+    def images(self, repository: str | None = None) -> list[ImageInfo]:
+        return [_short_names(i) for i in super().images(repository)]
 
     def packer_path(self) -> list[str]:
         return [str(shim_directory(self.address))]

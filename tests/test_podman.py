@@ -255,3 +255,19 @@ def test_tags_are_the_names_rolecast_wrote() -> None:
     assert short_name("localhost/rolecast-cache/abc/web:1") == "rolecast-cache/abc/web:1"
     assert short_name("localhost:5000/example/web:1") == "localhost:5000/example/web:1"
     assert short_name("registry.example/localhost/x:1") == "registry.example/localhost/x:1"
+
+
+def test_the_spec_s_engine_is_used_unless_engine_is_given(
+    cli: Any, project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = project_copy / "rolecast.yml"
+    spec.write_text(spec.read_text().replace("defaults:\n", "defaults:\n  engine: podman\n", 1))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+    monkeypatch.setenv("ROLECAST_ENGINE", "")
+    monkeypatch.delenv("ROLECAST_ENGINE")
+    result = cli("-C", str(project_copy), "plan")
+    assert result.exit_code == 3
+    assert "no Podman API service answers" in result.output
+    result = cli("-C", str(project_copy), "--engine", "docker", "plan")
+    assert result.exit_code == 3
+    assert "no Docker engine answers" in result.output

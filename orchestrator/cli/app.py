@@ -144,6 +144,11 @@ def _project(extra_vars: list[str] | None = None) -> Project:
             raise
 
     project = guarded(load)
+    kind = project.loaded.spec.defaults.engine
+    if kind is not None and not os.environ.get("ROLECAST_ENGINE"):  # --engine wins
+        from ..engines.podman import use_kind
+
+        use_kind(kind, address_given=bool(os.environ.get("DOCKER_HOST")))
     for note in project.notes:
         err.print(f"note: {note}", markup=False, highlight=False)
     return project
@@ -262,15 +267,13 @@ EngineKindOption = Annotated[
 def _use_engine_kind(ctx: typer.Context, kind: str, given: str | None) -> None:
     """--engine: the kind of engine, for everything connect() returns; Podman without an
     address is Podman's own rootful socket."""
-    from ..engines.podman import ENGINE_KINDS, ENGINE_VARIABLE, PODMAN_ADDRESS
+    from ..engines.podman import ENGINE_KINDS, use_kind
 
     if kind.strip().lower() not in ENGINE_KINDS:
         named = _named(ctx, "engine", "--engine ")
         err.print(f"{named}{kind}: choose docker or podman", markup=False)
         raise typer.Exit(ExitCode.INVALID_INPUT)
-    os.environ[ENGINE_VARIABLE] = kind.strip().lower()
-    if os.environ[ENGINE_VARIABLE] == "podman" and not given:
-        os.environ["DOCKER_HOST"] = PODMAN_ADDRESS
+    use_kind(kind.strip().lower(), address_given=bool(given))
 
 
 @app.callback(invoke_without_command=True)

@@ -143,6 +143,14 @@ class PodmanEngine(DockerEngine):
         return [*podman_argv(self.address), "rm", "-f", name]
 
 
+def use_kind(kind: str, address_given: bool) -> None:
+    """Build on this kind of engine (--engine, the spec's `engine:`): connect() reads it;
+    Podman without an address given is Podman's own socket."""
+    os.environ[ENGINE_VARIABLE] = kind
+    if kind == "podman" and not address_given:
+        os.environ["DOCKER_HOST"] = PODMAN_ADDRESS
+
+
 def answers_as_podman(engine: DockerEngine) -> bool:
     """Whether the engine DOCKER_HOST names is Podman's API service: asked only of a unix
     socket given in DOCKER_HOST (one request on the light client); the local Docker socket

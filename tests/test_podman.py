@@ -271,3 +271,11 @@ def test_the_spec_s_engine_is_used_unless_engine_is_given(
     result = cli("-C", str(project_copy), "--engine", "docker", "plan")
     assert result.exit_code == 3
     assert "no Docker engine answers" in result.output
+
+
+def test_a_push_s_digest_is_read_from_podman_s_status_line() -> None:
+    from orchestrator.engines.docker import _status_digest
+
+    digest = "sha256:" + "c" * 64
+    assert _status_digest({"status": f"latest: digest: {digest} size: 708"}) == digest
+    assert _status_digest({"status": "The push refers to repository [x]"}) is None

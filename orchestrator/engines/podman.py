@@ -11,8 +11,10 @@ podman_cli.py, where Podman's CLI answers otherwise than Docker's.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -24,7 +26,7 @@ from ..runner import run
 from . import podman_cli
 from .address import given_address, unix_socket
 from .docker import DockerEngine, _failures
-from .interface import ImageInfo
+from .interface import Auth, ImageInfo
 from .podman_cli import podman_argv
 
 ENGINE_KINDS = ("docker", "podman")
@@ -118,6 +120,24 @@ class PodmanEngine(DockerEngine):
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
         return [_short_names(i) for i in super().images(repository)]
+
+    def registry_insecure(self, registry: str) -> bool:
+        """Podman lists no insecure registries of its own (they are in registries.conf):
+        as Docker by default, a registry on this machine (127.0.0.0/8, ::1) is plain HTTP."""
+        if super().registry_insecure(registry):
+            return True
+        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+        try:
+            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except (OSError, ValueError):
+            return False
+
+    def _push_stream(self, repository: str, tag: str, auth: Auth) -> Any:
+        registry, slash, _ = repository.partition("/")
+        named = slash and ("." in registry or ":" in registry or registry == "localhost")
+        if named and self.registry_insecure(registry):
+            return self._push_stream_plain_http(repository, tag, auth)
+        return super()._push_stream(repository, tag, auth)
 
     def packer_path(self) -> list[str]:
         return [str(shim_directory(self.address))]

@@ -32,9 +32,11 @@ from orchestrator.engines.podman import (
 )
 from orchestrator.engines.podman_cli import (
     commit_arguments,
+    container_of,
     copy_arguments,
     image_id,
     podman_changes,
+    with_stop_signal,
 )
 from orchestrator.errors import ToolMissingError
 
@@ -196,7 +198,8 @@ def test_copy_keeps_what_docker_and_podman_read_alike(tmp_path: Path) -> None:
         ('ENV NOTE="served by \\"app\\" here"', ['ENV NOTE="served by "app" here"']),
         ('LABEL "a.b"="1" c=two', ['LABEL a.b="1"', 'LABEL c="two"']),
         ('CMD ["/bin/echo", "a b"]', ['CMD ["/bin/echo", "a b"]']),
-        ('ENTRYPOINT [""]', ['ENTRYPOINT [""]']),
+        ('ENTRYPOINT [""]', ["ENTRYPOINT []"]),
+        ('ENTRYPOINT ["/init"]', ['ENTRYPOINT ["/init"]']),
         ("USER app", ["USER app"]),
         ("ENV OLD form", ["ENV OLD form"]),
         ('LABEL "unbalanced', ['LABEL "unbalanced']),
@@ -279,3 +282,14 @@ def test_a_push_s_digest_is_read_from_podman_s_status_line() -> None:
     digest = "sha256:" + "c" * 64
     assert _status_digest({"status": f"latest: digest: {digest} size: 708"}) == digest
     assert _status_digest({"status": "The push refers to repository [x]"}) is None
+
+
+def test_the_container_s_stop_signal_is_committed_as_docker_does() -> None:
+    args = ["--change", 'CMD ["x"]', "-m", "msg", "c1", "repo:tag"]
+    assert container_of(args) == "c1"
+    assert container_of(["--pause=false"]) is None
+    assert with_stop_signal(args, "3") == ["--change", "STOPSIGNAL 3", *args]
+    assert with_stop_signal(args, "15") == args
+    assert with_stop_signal(args, "") == args
+    given = ["--change", "STOPSIGNAL SIGINT", "c1"]
+    assert with_stop_signal(given, "3") == given

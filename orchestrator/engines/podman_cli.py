@@ -12,6 +12,8 @@ commits) use:
   starts in: `Cwd must be an absolute path`) and the escapes of an ENV or LABEL value
   (`\\"`), and reads one KEY=VALUE an instruction. The changes are given to Podman
   unescaped, one variable or label each.
+- `commit` keeps no stop signal of the container (Docker keeps `run --stop-signal`'s), and
+  keeps `ENTRYPOINT [""]` as `[""]` where Docker stores none.
 - `commit` prints the image id as `sha256:HEX` on Docker, the bare HEX on Podman; Packer
   reports what it printed (`Image ID: ...`), which Rolecast reads.
 """
@@ -47,6 +49,8 @@ def podman_changes(change: str) -> list[str]:
         words = shlex.split(rest)
     except ValueError:  # unbalanced quotes: Podman says what it makes of them
         return [change]
+    if keyword == "ENTRYPOINT" and rest.strip().replace(" ", "") == '[""]':
+        return ["ENTRYPOINT []"]  # no entrypoint: Docker stores none, Podman would keep [""]
     if keyword == "WORKDIR" and words:
         return [f"WORKDIR {' '.join(words)}"]
     if keyword in ("LABEL", "ENV") and words and all("=" in w for w in words):
@@ -75,6 +79,33 @@ def commit_arguments(args: list[str]) -> list[str]:
     return out
 
 
+VALUED_OPTIONS = {"--change", "-c", "--message", "-m", "--author", "-a", "--format", "-f"}
+VALUED_OPTIONS |= {"--iidfile"}
+DEFAULT_STOP_SIGNAL = "15"
+
+
+def container_of(args: list[str]) -> str | None:
+    """The container a `commit` names: its first argument that is no option or value."""
+    pending = iter(args)
+    for arg in pending:
+        if arg in VALUED_OPTIONS:
+            next(pending, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def with_stop_signal(args: list[str], signal: str) -> list[str]:
+    """Docker commits the container's stop signal (`run --stop-signal`), Podman does not:
+    a signal other than SIGTERM is given as a change, unless one is given already."""
+    changes = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--change"]
+    if not signal.isdigit() or signal == DEFAULT_STOP_SIGNAL:
+        return args
+    if any(c.strip().upper().startswith("STOPSIGNAL") for c in changes):
+        return args
+    return ["--change", f"STOPSIGNAL {signal}", *args]
+
+
 def image_id(printed: str) -> str:
     """The id `podman commit` printed, as Docker prints it."""
     text = printed.strip()
@@ -89,7 +120,17 @@ def main(argv: list[str]) -> int:
     if command == "cp":
         os.execvp(podman[0], [*podman, "cp", *copy_arguments(args)])
     if command == "commit":
-        done = subprocess.run([*podman, "commit", *commit_arguments(args)], stdout=subprocess.PIPE)
+        args = commit_arguments(args)
+        container = container_of(args)
+        if container is not None:
+            signal = subprocess.run(
+                [*podman, "container", "inspect", "--format", "{{.Config.StopSignal}}", container],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            ).stdout.strip()
+            args = with_stop_signal(args, signal)
+        done = subprocess.run([*podman, "commit", *args], stdout=subprocess.PIPE)
         if done.returncode == 0:
             print(image_id(done.stdout.decode()), flush=True)
         return done.returncode

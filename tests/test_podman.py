@@ -293,3 +293,11 @@ def test_the_container_s_stop_signal_is_committed_as_docker_does() -> None:
     assert with_stop_signal(args, "") == args
     given = ["--change", "STOPSIGNAL SIGINT", "c1"]
     assert with_stop_signal(given, "3") == given
+
+
+def test_a_registry_on_this_machine_is_plain_http_as_on_docker(podman_service: list[str]) -> None:
+    engine = connect()
+    assert isinstance(engine, PodmanEngine)
+    assert engine.registry_insecure("localhost:5999")
+    assert engine.registry_insecure("127.0.0.1:5000")
+    assert not engine.registry_insecure("registry.example.invalid")

@@ -39,6 +39,8 @@ class AnsibleSetup:
     # -e of the run: ansible-playbook arguments (lookups, @FILE) and the values they look up
     extra_arguments: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    # first on PATH: the engine's `docker` command, for the docker connection (Podman's shim)
+    engine_path: tuple[str, ...] = ()
 
 
 def _scratch() -> str:
@@ -102,7 +104,8 @@ def run_playbook(
         }
         env = dict(setup.env) | setup.extra_env
         # ansible-runner finds ansible-playbook on PATH: the one the build used goes first.
-        env["PATH"] = f"{Path(setup.ansible_playbook).parent}{os.pathsep}{os.environ['PATH']}"
+        first = [*setup.engine_path, str(Path(setup.ansible_playbook).parent)]
+        env["PATH"] = os.pathsep.join([*first, os.environ["PATH"]])
         result = ansible_runner.run(
             private_data_dir=str(work),
             playbook=str(playbook),

@@ -24,6 +24,7 @@ TAIL_LINES = 40
 INSTALL_HINTS = {
     "packer": "packer is not installed: see README, Setup (Debian: apt-get install packer)",
     "docker": "docker is not installed: see README, Setup (Debian: apt-get install docker.io)",
+    "podman": "podman is not installed: see README, Podman (Debian: apt-get install podman)",
     "debootstrap": "debootstrap is not installed: see README, Setup (apt-get install debootstrap)",
     "ansible-playbook": "ansible-playbook is missing: reinstall rolecast (pip install rolecast)",
 }

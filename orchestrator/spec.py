@@ -34,6 +34,7 @@ Layering = Literal["role", "single"]
 # run: a service manager during the build, every service stopped before each commit;
 # skip: starts and restarts are recorded and skipped (no process is started).
 Services = Literal["run", "skip"]
+EngineKind = Literal["docker", "podman"]
 
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -173,6 +174,8 @@ class Defaults(Strict):
     connection: Connection = "auto"
     layering: Layering = "role"
     services: Services = "run"
+    # The engine kind, as --engine gives it (which wins); none: as the engine answers.
+    engine: EngineKind | None = None
 
     @field_validator("registry")
     @classmethod

@@ -73,6 +73,41 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
+# 3p. ROLECAST_ENGINE=podman: Podman's API service instead, with Rolecast's containers.conf
+# (scripts/podman/), started here when its socket does not answer; DOCKER_HOST names it.
+start_podman() {
+  command -v podman >/dev/null || apt_install podman
+  is_root || die "the Podman API service is started as root here (sudo ./scripts/setup.sh)"
+  local socket=${ROLECAST_PODMAN_SOCKET:-/run/rolecast-podman/podman.sock}
+  export CONTAINERS_CONF=$ROOT/scripts/podman/containers.conf
+  if ! curl -sf --max-time 5 --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; then
+    mkdir -p "$(dirname "$socket")"
+    say "starting podman system service on $socket (log: $STATE/podman.log)"
+    nohup setsid podman system service --time=0 "unix://$socket" >"$STATE/podman.log" 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+      curl -sf --max-time 5 --unix-socket "$socket" http://d/_ping >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    curl -sf --max-time 5 --unix-socket "$socket" http://d/_ping >/dev/null 2>&1 ||
+      die "the Podman API service did not come up; see $STATE/podman.log"
+  fi
+  export DOCKER_HOST=unix://$socket
+  say "podman $(podman --remote --url "$DOCKER_HOST" version --format '{{.Server.Version}}' 2>/dev/null) answers at $DOCKER_HOST"
+  # The base image, from a Docker engine that has it (faster than debootstrap): saved, loaded.
+  local base=rolecast/debian-bookworm:bookworm
+  if ! podman --remote --url "$DOCKER_HOST" image exists "$base" &&
+    DOCKER_HOST= timeout 20 docker image inspect "$base" >/dev/null 2>&1; then
+    say "loading $base from Docker into Podman"
+    DOCKER_HOST= docker save "$base" | podman --remote --url "$DOCKER_HOST" load >/dev/null
+  fi
+}
+
+if [ "${ROLECAST_ENGINE:-}" = podman ]; then
+  start_podman
+  (cd "$ROOT" && rolecast bases)
+  return 0 2>/dev/null || exit 0
+fi
+
 # 3. A Docker engine that answers; started here when none does.
 if ! timeout 20 docker info >/dev/null 2>&1; then
   if [ -n "${DOCKER_HOST:-}" ]; then

@@ -194,6 +194,9 @@ class FakeEngine:
     def removal_command(self, name: str) -> list[str]:
         return ["true", name]
 
+    def packer_path(self) -> list[str]:
+        return []
+
     def volume_exists(self, name: str) -> bool:
         return name in self.volume_store
 

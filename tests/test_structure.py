@@ -20,7 +20,7 @@ LAYERS = [
      "credentials", "specfile", "extra_vars", "history", "logs", "packer_output", "container",
      "container.services"},
     {"spec", "tagvars", "engines", "engines.address", "engines.interface", "engines.socket_api",
-     "engines.docker"},
+     "engines.docker", "engines.podman", "engines.podman_cli"},
     {"project", "project.model", "project.roles", "project.inventory", "project.parents",
      "project.resolver", "project.inventory_view"},
     {"variables", "fingerprint", "state", "tags", "tools", "provision", "packer_plugins"},

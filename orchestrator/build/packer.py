@@ -96,14 +96,18 @@ class OutputReader:
         )
 
 
-def packer_environment(extra_vars: ExtraVars | None = None) -> dict[str, str]:
+def packer_environment(
+    extra_vars: ExtraVars | None = None, engine_path: list[str] | None = None
+) -> dict[str, str]:
     """Registry credentials are Rolecast's, for pushes: Packer and Ansible never see them.
-    The values of -e travel here, for the lookups of the template's ansible arguments."""
+    The values of -e travel here, for the lookups of the template's ansible arguments.
+    `engine_path` comes first on PATH: the engine's `docker` command (Podman's shim)."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("ROLECAST_REGISTRY_", ENV_PREFIX))
     }
     env |= extra_vars.environment() if extra_vars else {}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    first = [*(engine_path or []), str(Path(sys.executable).parent)]
+    env["PATH"] = os.pathsep.join([*first, env.get("PATH", "")])
     env["CHECKPOINT_DISABLE"] = "1"
     env["PACKER_NO_COLOR"] = "1"
     return env
@@ -126,7 +130,8 @@ def run_packer(
                 ["packer", "build", "-color=false", inputs.template.name],
                 timeout=ctx.options.timeout,
                 on_line=reader,
-                env=packer_environment(ctx.project.extra_vars) | {"TMPDIR": str(scratch)},
+                env=packer_environment(ctx.project.extra_vars, ctx.engine.packer_path())
+                | {"TMPDIR": str(scratch)},
                 cwd=inputs.build_dir,
                 what=f"packer build of {image.name}",
                 cancel=ctx.cancel,

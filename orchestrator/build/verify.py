@@ -30,7 +30,9 @@ def gate_playbook(image: ResolvedImage, inp: render.RenderInput) -> Path:
 
 
 def gate_setup(
-    inp: render.RenderInput, extra_env: dict[str, str] | None = None
+    inp: render.RenderInput,
+    extra_env: dict[str, str] | None = None,
+    engine_path: list[str] | None = None,
 ) -> gates.AnsibleSetup | None:
     """Ansible for a gate container: the build's inventory, vars and vault; no proxy."""
     connection, strategy = inp.connection, inp.mitogen_strategy_dir
@@ -54,12 +56,13 @@ def gate_setup(
         plugin="docker" if connection == "mitogen" else "community.docker.docker",
         extra_arguments=tuple(inp.extra_vars_arguments),
         extra_env=extra_env or {},
+        engine_path=tuple(engine_path or ()),
     )
 
 
 def check(ctx: Context, image: ResolvedImage, inputs: BuildInputs, image_id: str) -> list[str]:
     """Idempotence, then verify, on containers of the candidate; notes on what passed."""
-    setup = gate_setup(inputs.inp, ctx.project.extra_vars.environment())
+    setup = gate_setup(inputs.inp, ctx.project.extra_vars.environment(), ctx.engine.packer_path())
     named = container_name(ctx.identity, image.slug, inputs.build_id)
     notes = []
     if image.spec.idempotence or ctx.options.idempotence:

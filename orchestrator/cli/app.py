@@ -144,6 +144,11 @@ def _project(extra_vars: list[str] | None = None) -> Project:
             raise
 
     project = guarded(load)
+    kind = project.loaded.spec.defaults.engine
+    if kind is not None and not os.environ.get("ROLECAST_ENGINE"):  # --engine wins
+        from ..engines.podman import use_kind
+
+        use_kind(kind, address_given=bool(os.environ.get("DOCKER_HOST")))
     for note in project.notes:
         err.print(f"note: {note}", markup=False, highlight=False)
     return project
@@ -237,6 +242,40 @@ def _use_engine(docker_host: str, source: str = "--docker-host") -> None:
     os.environ["DOCKER_HOST"] = docker_host
 
 
+DockerHostOption = Annotated[
+    str | None,
+    typer.Option(
+        "-H",
+        "--docker-host",
+        metavar="URL",
+        help="The Docker engine to build on (unix://PATH, tcp://HOST:PORT, ssh://USER@HOST); "
+        "default: DOCKER_HOST, else the local socket.",
+    ),
+]
+EngineKindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        metavar="docker|podman",
+        envvar="ROLECAST_ENGINE",
+        help="The kind of engine -H names (default: Podman when DOCKER_HOST is a socket "
+        "that answers as Podman, else Docker); podman without -H: Podman's own socket.",
+    ),
+]
+
+
+def _use_engine_kind(ctx: typer.Context, kind: str, given: str | None) -> None:
+    """--engine: the kind of engine, for everything connect() returns; Podman without an
+    address is Podman's own rootful socket."""
+    from ..engines.podman import ENGINE_KINDS, use_kind
+
+    if kind.strip().lower() not in ENGINE_KINDS:
+        named = _named(ctx, "engine", "--engine ")
+        err.print(f"{named}{kind}: choose docker or podman", markup=False)
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    use_kind(kind.strip().lower(), address_given=bool(given))
+
+
 @app.callback(invoke_without_command=True)
 def main_options(
     ctx: typer.Context,
@@ -275,16 +314,8 @@ def main_options(
         bool,
         typer.Option("-v", "--verbose", metavar="", envvar="ROLECAST_VERBOSE", help="Say more."),
     ] = False,
-    docker_host: Annotated[
-        str | None,
-        typer.Option(
-            "-H",
-            "--docker-host",
-            metavar="URL",
-            help="The Docker engine to build on (unix://PATH, tcp://HOST:PORT, ssh://USER@HOST); "
-            "default: DOCKER_HOST, else the local socket.",
-        ),
-    ] = None,
+    docker_host: DockerHostOption = None,
+    engine: EngineKindOption = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -294,6 +325,8 @@ def main_options(
         ),
     ] = False,
 ) -> None:
+    if engine is not None:
+        _use_engine_kind(ctx, engine, given=docker_host or os.environ.get("DOCKER_HOST"))
     if docker_host is not None:
         _use_engine(docker_host)
     elif os.environ.get("DOCKER_HOST"):

@@ -35,10 +35,19 @@ __all__ = [
 
 
 def connect(timeout: int = 60) -> Engine:
-    """The engine of DOCKER_HOST or the local socket; ToolMissingError if none answers."""
+    """The engine of DOCKER_HOST or the local socket; ToolMissingError if none answers.
+    Podman's when --engine (ROLECAST_ENGINE) says so, or when a unix socket in DOCKER_HOST
+    answers as Podman."""
     from .docker import DockerEngine
+    from .podman import PodmanEngine, answers_as_podman, chosen_kind
 
-    return DockerEngine.connect(timeout)
+    kind = chosen_kind()
+    if kind == "podman":
+        return PodmanEngine.connect(timeout)
+    engine = DockerEngine.connect(timeout)
+    if kind is None and answers_as_podman(engine):
+        return PodmanEngine(timeout)
+    return engine
 
 
 def engine_version() -> str | None:

@@ -15,6 +15,7 @@ import importlib.util
 import io
 import ipaddress
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import tarfile
 import threading
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 SSH_TRANSPORT = "docker.transport.sshconn"
 
@@ -182,6 +183,16 @@ class _StreamError(Exception):
     pass
 
 
+_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
+
+
+def _status_digest(chunk: dict[str, Any]) -> str | None:
+    """The digest a push's last status line names (`TAG: digest: sha256:... size: N`):
+    Podman sends no `aux` with it."""
+    found = _DIGEST.search(str(chunk.get("status") or ""))
+    return found.group(1) if found else None
+
+
 class DockerContainer:
     def __init__(self, container: Any) -> None:
         self._container = container
@@ -247,7 +258,7 @@ class DockerEngine:
         return self._light or self.client.api
 
     @classmethod
-    def connect(cls, timeout: int = 60) -> DockerEngine:
+    def connect(cls, timeout: int = 60) -> Self:
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             # paramiko logs a traceback of its own for each failed ssh connection: the
             # message below says it in one line (-v shows them).
@@ -354,13 +365,11 @@ class DockerEngine:
     def push(self, repository: str, tag: str, auth: Auth = None) -> str:
         try:
             digest = ""
-            stream = self.client.api.push(
-                repository, tag=tag, stream=True, decode=True, auth_config=auth
-            )
-            for chunk in stream:
+            for chunk in self._push_stream(repository, tag, auth):
                 if "error" in chunk:
                     raise _StreamError(str(chunk["error"]))
-                digest = str((chunk.get("aux") or {}).get("Digest") or digest)
+                found = (chunk.get("aux") or {}).get("Digest") or _status_digest(chunk)
+                digest = str(found or digest)
         except _StreamError as exc:
             raise EngineError(str(exc)) from None
         except _failures() as exc:
@@ -371,6 +380,32 @@ class DockerEngine:
         if not digest:
             raise EngineError("the registry returned no digest")
         return digest
+
+    def _push_stream(self, repository: str, tag: str, auth: Auth) -> Any:
+        return self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
+
+    def _push_stream_plain_http(self, repository: str, tag: str, auth: Auth) -> Any:
+        """A push with `tlsVerify=false`, which Podman's API takes for a registry that
+        speaks plain HTTP (Docker decides that itself, from its insecure registries): the
+        SDK's push() with that one parameter more."""
+        import docker.auth
+
+        api = self.client.api
+        registry, _ = docker.auth.resolve_repository_name(repository)
+        header = (
+            docker.auth.encode_header(auth)
+            if auth is not None
+            else docker.auth.get_config_header(api, registry)
+        )
+        response = api._post_json(
+            api._url("/images/{0}/push", repository),
+            None,
+            headers={"X-Registry-Auth": header} if header else {},
+            stream=True,
+            params={"tag": tag, "tlsVerify": "false"},
+        )
+        api._raise_for_status(response)
+        return api._stream_helper(response, decode=True)
 
     def login(self, registry: str, username: str, password: str) -> None:
         """`docker login --password-stdin`: the password goes through a pipe, never an argv;
@@ -468,6 +503,9 @@ class DockerEngine:
 
     def removal_command(self, name: str) -> list[str]:
         return ["docker", "rm", "-f", name]
+
+    def packer_path(self) -> list[str]:
+        return []
 
     # -- volumes and events ----------------------------------------------------------------
     def volume_exists(self, name: str) -> bool:

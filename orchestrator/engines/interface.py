@@ -144,6 +144,12 @@ class Engine(Protocol):
         """A command line that removes a container, for a process that outlives Rolecast."""
         ...
 
+    def packer_path(self) -> list[str]:
+        """Directories to put first on the PATH of Packer and of Ansible (the build's and
+        the gates'), where their `docker` command must be another engine's (Podman's shim);
+        none for Docker."""
+        ...
+
     # -- volumes and events ----------------------------------------------------------------
     def volume_exists(self, name: str) -> bool: ...
 

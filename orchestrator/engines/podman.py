@@ -1,0 +1,210 @@
+"""Podman, through its Docker-compatible API service (`podman system service`): the same
+requests as Docker's (the Docker SDK and the light client serve it unchanged), so this is
+the Docker engine where Podman answers differently.
+
+Programs outside Rolecast's process (Packer's docker builder, Ansible's docker connection,
+the stage commits) run a `docker` command: for Podman, that command is a shim Rolecast
+writes, which runs `podman --remote` on the engine's socket, and `cp` and `commit` through
+podman_cli.py, where Podman's CLI answers otherwise than Docker's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Self
+
+from ..errors import ToolMissingError
+from ..runner import run
+from . import podman_cli
+from .address import given_address, unix_socket
+from .docker import DockerEngine, _failures, _reason
+from .interface import Auth, EngineError, ImageInfo
+from .podman_cli import podman_argv
+
+ENGINE_KINDS = ("docker", "podman")
+ENGINE_VARIABLE = "ROLECAST_ENGINE"
+# Podman's own rootful socket, where `--engine podman` looks when no -H / DOCKER_HOST is given.
+PODMAN_ADDRESS = "unix:///run/podman/podman.sock"
+LOCAL_PREFIX = "localhost/"
+PODMAN_ADVICE = (
+    "start it: podman system service --time=0 unix:///PATH (README, Podman; "
+    "ROLECAST_ENGINE=podman scripts/setup.sh starts one), and give -H unix:///PATH"
+)
+
+
+def is_podman(version: dict[str, Any]) -> bool:
+    """Whether a /version answer is Podman's: its components name the Podman Engine."""
+    components = version.get("Components") or []
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
+
+
+def chosen_kind() -> str | None:
+    """The engine kind --engine or ROLECAST_ENGINE names, or None: the engine's own answer
+    decides."""
+    kind = os.environ.get(ENGINE_VARIABLE, "").strip().lower()
+    return kind or None
+
+
+def shim_script(address: str, python: str = sys.executable) -> str:
+    """A `docker` command for Packer and Ansible that runs Podman at `address`: `cp` and
+    `commit` through podman_cli.py, which makes them answer as Docker's; the rest as is."""
+    podman = shlex.join(podman_argv(address))
+    translate = shlex.join([python, "-I", str(Path(podman_cli.__file__).resolve()), address])
+    return f"""#!/bin/sh
+# Written by Rolecast: the docker command of Packer's docker builder, on Podman.
+case "$1" in
+  cp | commit) exec {translate} "$@" ;;
+esac
+exec {podman} "$@"
+"""
+
+
+def shim_directory(address: str, cache: Path | None = None) -> Path:
+    """The directory holding the `docker` shim for `address`, written when missing or
+    different (one per address: two runs on two engines do not share one)."""
+    root = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(address.encode()).hexdigest()[:16]
+    directory = root / "rolecast" / "podman-shim" / key
+    script = shim_script(address)
+    shim = directory / "docker"
+    if not shim.is_file() or shim.read_text(encoding="utf-8") != script:
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = directory / f".docker.{os.getpid()}"
+        partial.write_text(script, encoding="utf-8")
+        partial.chmod(0o755)
+        partial.replace(shim)  # atomic: a Packer running now sees the old one or the new
+    return directory
+
+
+def short_name(tag: str) -> str:
+    """A tag as Rolecast wrote it: Podman keeps a name without a registry under
+    `localhost/` (`rolecast-cache/ID/web:FP` is listed as `localhost/rolecast-cache/...`),
+    and finds it again by the name without."""
+    return tag.removeprefix(LOCAL_PREFIX)
+
+
+def _short_names(info: ImageInfo) -> ImageInfo:
+    return replace(info, tags=[short_name(t) for t in info.tags])
+
+
+class PodmanEngine(DockerEngine):
+    """A Podman API service: DOCKER_HOST (a unix socket), or Podman's own socket."""
+
+    kind = "podman"
+
+    @classmethod
+    def connect(cls, timeout: int = 60) -> Self:
+        try:
+            engine = super().connect(timeout)
+        except ToolMissingError as exc:
+            said, _, _ = str(exc).partition("\n")
+            said = said.replace("no Docker engine answers", "no Podman API service answers", 1)
+            raise ToolMissingError(f"{said}\n{PODMAN_ADVICE}") from None
+        return engine
+
+    def version(self) -> str | None:
+        found = super().version()
+        return f"{found} (podman)" if found else None
+
+    def image(self, reference: str) -> ImageInfo | None:
+        found = super().image(reference)
+        return _short_names(found) if found is not None else None
+
+    def images(self, repository: str | None = None) -> list[ImageInfo]:
+        return [_short_names(i) for i in super().images(repository)]
+
+    def registry_insecure(self, registry: str) -> bool:
+        """Podman lists no insecure registries of its own (they are in registries.conf):
+        as Docker by default, a registry on this machine (127.0.0.0/8, ::1) is plain HTTP."""
+        if super().registry_insecure(registry):
+            return True
+        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+        try:
+            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except (OSError, ValueError):
+            return False
+
+    def _plain_http(self, reference: str) -> bool:
+        registry, slash, _ = reference.partition("/")
+        named = slash and ("." in registry or ":" in registry or registry == "localhost")
+        return bool(named) and self.registry_insecure(registry)
+
+    def _push_stream(self, repository: str, tag: str, auth: Auth) -> Any:
+        if self._plain_http(repository):
+            return self._push_stream_plain_http(repository, tag, auth)
+        return super()._push_stream(repository, tag, auth)
+
+    def pull(self, reference: str, auth: Auth = None) -> None:
+        """From a plain-HTTP registry through Podman's own API: its Docker-compatible pull
+        takes no `tlsVerify` (Podman 4.3)."""
+        if not self._plain_http(reference):
+            super().pull(reference, auth)
+            return
+        api = self.client.api
+        header = base64.urlsafe_b64encode(json.dumps(auth).encode()).decode() if auth else None
+        try:
+            response = api.post(
+                f"{api.base_url}/v4.0.0/libpod/images/pull",
+                params={"reference": reference, "tlsVerify": "false", "quiet": "true"},
+                headers={"X-Registry-Auth": header} if header else {},
+            )
+        except _failures() as exc:
+            raise EngineError(_reason(exc)) from None
+        lines = [json.loads(line) for line in response.text.splitlines() if line.strip()]
+        failed = [str(line["error"]) for line in lines if line.get("error")]
+        if failed or response.status_code != 200:
+            raise EngineError(failed[-1] if failed else f"pull of {reference}: {response.text}")
+
+    def packer_path(self) -> list[str]:
+        return [str(shim_directory(self.address))]
+
+    def import_rootfs(
+        self, rootfs: Path, reference: str, changes: list[str], *, timeout: float, log: Path | None
+    ) -> None:
+        argv = [*podman_argv(self.address), "import"]
+        for change in changes:
+            argv += ["--change", change]
+        with subprocess.Popen(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
+        ) as tar:
+            run(
+                [*argv, "-", reference],
+                stdin=tar.stdout,
+                timeout=timeout,
+                log_file=log,
+                what=f"podman import of {reference}",
+            )
+
+    def removal_command(self, name: str) -> list[str]:
+        return [*podman_argv(self.address), "rm", "-f", name]
+
+
+def use_kind(kind: str, address_given: bool) -> None:
+    """Build on this kind of engine (--engine, the spec's `engine:`): connect() reads it;
+    Podman without an address given is Podman's own socket."""
+    os.environ[ENGINE_VARIABLE] = kind
+    if kind == "podman" and not address_given:
+        os.environ["DOCKER_HOST"] = PODMAN_ADDRESS
+
+
+def answers_as_podman(engine: DockerEngine) -> bool:
+    """Whether the engine DOCKER_HOST names is Podman's API service: asked only of a unix
+    socket given in DOCKER_HOST (one request on the light client); the local Docker socket
+    and remote engines are taken for Docker unless --engine says otherwise."""
+    address = given_address()
+    if address is None or unix_socket(address) is None:
+        return False
+    try:
+        return is_podman(dict(engine.api.version()))
+    except _failures():
+        return False

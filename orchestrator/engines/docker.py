@@ -334,7 +334,7 @@ class DockerEngine:
     def import_rootfs(
         self, rootfs: Path, reference: str, changes: list[str], *, timeout: float, log: Path | None
     ) -> None:
-        argv = ["docker", "import"]
+        argv = [*self.cli(), "import"]
         for change in changes:
             argv += ["--change", change]
         with subprocess.Popen(
@@ -345,7 +345,7 @@ class DockerEngine:
                 stdin=tar.stdout,
                 timeout=timeout,
                 log_file=log,
-                what=f"docker import of {reference}",
+                what=f"{self.cli()[0]} import of {reference}",
             )
 
     # -- registries ------------------------------------------------------------------------
@@ -501,8 +501,13 @@ class DockerEngine:
                 return
             raise EngineError(f"remove container {name_or_id}: {_reason(exc)}") from None
 
+    def cli(self) -> list[str]:
+        """The engine's command line program, for what runs outside this process (the
+        import of a base's root filesystem, the guard's clean-up)."""
+        return ["docker"]
+
     def removal_command(self, name: str) -> list[str]:
-        return ["docker", "rm", "-f", name]
+        return [*self.cli(), "rm", "-f", name]
 
     def packer_path(self) -> list[str]:
         return []

@@ -17,14 +17,12 @@ import json
 import os
 import shlex
 import socket
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ToolMissingError
-from ..runner import run
 from . import podman_cli
 from .address import given_address, unix_socket
 from .docker import DockerEngine, _failures, _reason
@@ -168,25 +166,8 @@ class PodmanEngine(DockerEngine):
     def packer_path(self) -> list[str]:
         return [str(shim_directory(self.address))]
 
-    def import_rootfs(
-        self, rootfs: Path, reference: str, changes: list[str], *, timeout: float, log: Path | None
-    ) -> None:
-        argv = [*podman_argv(self.address), "import"]
-        for change in changes:
-            argv += ["--change", change]
-        with subprocess.Popen(
-            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
-        ) as tar:
-            run(
-                [*argv, "-", reference],
-                stdin=tar.stdout,
-                timeout=timeout,
-                log_file=log,
-                what=f"podman import of {reference}",
-            )
-
-    def removal_command(self, name: str) -> list[str]:
-        return [*podman_argv(self.address), "rm", "-f", name]
+    def cli(self) -> list[str]:
+        return podman_argv(self.address)
 
 
 def use_kind(kind: str, address_given: bool) -> None:

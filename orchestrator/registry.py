@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .credentials import credentials
-from .engines import Engine
+from .engines import Auth, Engine
 from .errors import RolecastError
 from .spec import names_a_host
 
@@ -343,3 +343,20 @@ class Registry:
             for digest in manifest.blobs():
                 self.copy_blob(repository, digest, source)
         return self.put_manifest(repository, tag, manifest)
+
+
+def registry_holds(engine: Engine, reference: str, auth: Auth = None) -> bool:
+    """Whether a registry holds `reference`: the engine asks it (as a pull would reach it);
+    an engine that cannot ask (Podman 4.3) leaves it to this client. False when the
+    registry cannot say: the shared cache only saves time."""
+    found = engine.registry_has(reference, auth)
+    if found is not None:
+        return found
+    where = Reference.parse(reference)
+    registry = Registry.of(engine, where.registry)
+    if auth and auth.get("password"):
+        registry.login = (auth["username"], auth["password"])
+    try:
+        return registry.manifest(where.repository, where.tag, head=True) is not None
+    except RegistryError:
+        return False

@@ -51,6 +51,7 @@ class FakeEngine:
     answers: bool = True
     registry_logins: dict[str, dict[str, str]] = field(default_factory=dict)
     insecure_registries: set[str] = field(default_factory=set)
+    asks_registries: bool = True  # False: registry_has cannot ask, as on Podman 4.3
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     @property
@@ -133,8 +134,8 @@ class FakeEngine:
         if self._find(reference) is None:
             self.add_image(reference)
 
-    def registry_has(self, reference: str, auth: Auth = None) -> bool:
-        return reference in self.registry
+    def registry_has(self, reference: str, auth: Auth = None) -> bool | None:
+        return reference in self.registry if self.asks_registries else None
 
     def push(self, repository: str, tag: str, auth: Auth = None) -> str:
         self.calls.append(("push", f"{repository}:{tag}"))

@@ -25,6 +25,7 @@ from orchestrator.engines.docker import DockerEngine
 from orchestrator.engines.podman import (
     PODMAN_ADDRESS,
     PodmanEngine,
+    auth_files,
     is_podman,
     shim_directory,
     shim_script,
@@ -301,3 +302,57 @@ def test_a_registry_on_this_machine_is_plain_http_as_on_docker(podman_service: l
     assert engine.registry_insecure("localhost:5999")
     assert engine.registry_insecure("127.0.0.1:5000")
     assert not engine.registry_insecure("registry.example.invalid")
+
+
+def write_auths(path: Path, auths: dict[str, str]) -> None:
+    import base64
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoded = {k: {"auth": base64.b64encode(v.encode()).decode()} for k, v in auths.items()}
+    path.write_text(json.dumps({"auths": encoded}))
+
+
+def test_credentials_are_read_where_podman_keeps_them_then_docker_s(
+    podman_service: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`podman login` (or `rolecast login` on Podman) writes Podman's auth file; Docker's
+    config is read after it, as Podman's client does."""
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    assert auth_files() == [
+        tmp_path / "run" / "containers" / "auth.json",
+        tmp_path / "config" / "containers" / "auth.json",
+    ]
+    write_auths(auth_files()[0], {"lab.test:5000": "runner:pw-run"})
+    write_auths(auth_files()[1], {"lab.test:5000": "conf:pw-conf", "ghcr.io/team": "g:pw-g"})
+    write_auths(tmp_path / "docker" / "config.json", {"https://index.docker.io/v1/": "hub:pw"})
+    engine = connect()
+    assert engine.registry_auth("lab.test:5000") == {"username": "runner", "password": "pw-run"}
+    assert engine.registry_auth("ghcr.io") == {"username": "g", "password": "pw-g"}
+    assert engine.registry_auth("docker.io") == {"username": "hub", "password": "pw"}
+    assert engine.registry_auth("other.test") is None
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "given.json"))
+    assert auth_files() == [tmp_path / "given.json"]
+    assert engine.registry_auth("lab.test:5000") is None
+
+
+def test_login_runs_podman_with_the_password_on_stdin(
+    podman_service: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rolecast login` on Podman is `podman login` on the engine's socket: the password
+    through a pipe, plain HTTP for a registry on this machine only."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "podman.log"
+    bin_dir.mkdir()
+    (bin_dir / "podman").write_text(f'#!/bin/sh\nprintf "%s|" "$@" >> {log}\ncat >> {log}\n')
+    (bin_dir / "podman").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    engine = connect()
+    engine.login("localhost:5999", "ci", "pw-not-in-argv")
+    engine.login("registry.example.invalid", "ci", "pw-not-in-argv")
+    address = os.environ["DOCKER_HOST"]
+    local, remote = log.read_text().splitlines()
+    flags = "|--username|ci|--password-stdin|pw-not-in-argv"
+    assert local == f"--remote|--url|{address}|login|--tls-verify=false|localhost:5999{flags}"
+    assert remote == f"--remote|--url|{address}|login|registry.example.invalid{flags}"

@@ -25,6 +25,7 @@ from orchestrator.registry import (
     Reference,
     Registry,
     RegistryError,
+    registry_holds,
 )
 
 from .fakes import FakeEngine
@@ -284,6 +285,31 @@ def test_scheme_and_credentials_follow_the_engine(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("ROLECAST_REGISTRY_PASSWORD", "env-pw")
     assert Registry.of(engine, "lab.test:5000").login == ("env-user", "env-pw")
     assert "env-pw" not in repr(Registry.of(engine, "lab.test:5000"))
+
+
+def test_an_engine_that_cannot_ask_leaves_the_lookup_to_the_registry_client(
+    served: tuple[Store, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Podman 4.3 serves no registry lookup: the shared stage cache asks the registry
+    itself, with the credentials a pull uses; an engine that can ask is taken at its word."""
+    monkeypatch.delenv("ROLECAST_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("ROLECAST_REGISTRY_PASSWORD", raising=False)
+    store, host = served
+    store.auth = "basic"
+    store.add_image("team/cache", "web-abc", {})
+    podman = FakeEngine(asks_registries=False)
+    auth = {"username": USER, "password": PASSWORD}
+    assert registry_holds(podman, f"{host}/team/cache:web-abc", auth)
+    assert not registry_holds(podman, f"{host}/team/cache:web-def", auth)
+    podman.registry_logins[host] = auth  # `rolecast login`: the engine's stored credentials
+    assert registry_holds(podman, f"{host}/team/cache:web-abc")
+    wrong = {"username": USER, "password": "wrong"}
+    assert not registry_holds(podman, f"{host}/team/cache:web-abc", wrong)
+    asked = len(store.seen)
+    docker = FakeEngine(registry={f"{host}/team/cache:web-def": "sha256:1"})
+    assert registry_holds(docker, f"{host}/team/cache:web-def", auth)
+    assert not registry_holds(docker, f"{host}/team/cache:web-abc", auth)
+    assert len(store.seen) == asked
 
 
 def test_references_name_their_registry() -> None:

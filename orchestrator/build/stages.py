@@ -19,6 +19,7 @@ from ..names import (
 from ..plan import ImagePlan
 from ..project import Project, ResolvedImage
 from ..publish import credentials, share_stages
+from ..registry import registry_holds
 from ..report import Phase
 from .context import Context
 
@@ -84,7 +85,7 @@ def pull_stages(
     for index in reversed(range(start + 1, len(manifest.stages) - 1)):
         fingerprint = manifest.stages[index].fingerprint
         remote = shared_stage_tag(ctx.options.cache_from, image.slug, fingerprint)
-        if not ctx.engine.registry_has(remote, auth):
+        if not registry_holds(ctx.engine, remote, auth):
             continue  # not there (or the registry cannot say): the next stage down
         ctx.emit(image.name, Phase.CACHE, f"pulling {remote}")
         try:

@@ -355,7 +355,7 @@ class DockerEngine:
         except _failures() as exc:
             raise EngineError(_reason(exc)) from None
 
-    def registry_has(self, reference: str, auth: Auth = None) -> bool:
+    def registry_has(self, reference: str, auth: Auth = None) -> bool | None:
         try:
             self.client.images.get_registry_data(reference, auth_config=auth)
         except _failures():
@@ -409,9 +409,11 @@ class DockerEngine:
 
     def login(self, registry: str, username: str, password: str) -> None:
         """`docker login --password-stdin`: the password goes through a pipe, never an argv;
-        where it is stored is the Docker config's choice (a credential helper, if set)."""
+        where it is stored is the engine client's choice (for Docker, the Docker config or
+        its credential helper)."""
+        argv = [*self.cli(), "login", *self._login_flags(registry), registry]
         done = subprocess.run(
-            ["docker", "login", registry, "--username", username, "--password-stdin"],
+            [*argv, "--username", username, "--password-stdin"],
             input=password + "\n",
             capture_output=True,
             text=True,
@@ -419,9 +421,11 @@ class DockerEngine:
         )
         if done.returncode != 0:
             message = " ".join((done.stderr or done.stdout).split())
-            raise CommandFailedError(
-                ["docker", "login", registry], done.returncode, [message[:300]], "docker login"
-            )
+            what = f"{Path(argv[0]).name} login"
+            raise CommandFailedError(argv, done.returncode, [message[:300]], what)
+
+    def _login_flags(self, registry: str) -> list[str]:
+        return []  # the engine decides plain HTTP itself
 
     def registry_auth(self, registry: str) -> Auth:
         import docker

@@ -101,7 +101,10 @@ class Engine(Protocol):
     # -- registries ------------------------------------------------------------------------
     def pull(self, reference: str, auth: Auth = None) -> None: ...
 
-    def registry_has(self, reference: str, auth: Auth = None) -> bool: ...
+    def registry_has(self, reference: str, auth: Auth = None) -> bool | None:
+        """Whether a registry holds the reference, asked through the engine; None when
+        this engine cannot ask (the caller asks the registry itself)."""
+        ...
 
     def push(self, repository: str, tag: str, auth: Auth = None) -> str:
         """Push one tag; its digest. EngineError with the registry's reason on failure."""

@@ -34,6 +34,8 @@ ENGINE_VARIABLE = "ROLECAST_ENGINE"
 # Podman's own rootful socket, where `--engine podman` looks when no -H / DOCKER_HOST is given.
 PODMAN_ADDRESS = "unix:///run/podman/podman.sock"
 LOCAL_PREFIX = "localhost/"
+# Docker Hub's names in auth files: Podman's `docker.io`, Docker's `index.docker.io/v1/`.
+HUB_ALIASES = {"index.docker.io": "docker.io", "registry-1.docker.io": "docker.io"}
 PODMAN_ADVICE = (
     "start it: podman system service --time=0 unix:///PATH (README, Podman; "
     "ROLECAST_ENGINE=podman scripts/setup.sh starts one), and give -H unix:///PATH"
@@ -95,6 +97,48 @@ def _short_names(info: ImageInfo) -> ImageInfo:
     return replace(info, tags=[short_name(t) for t in info.tags])
 
 
+def auth_files() -> list[Path]:
+    """Where Podman's client keeps registry credentials, in the order it reads them
+    (containers-auth.json(5)): REGISTRY_AUTH_FILE alone when set; else the runtime
+    directory's (`/run/containers/UID/auth.json` without XDG_RUNTIME_DIR), then the
+    configuration directory's. Docker's config comes after them."""
+    given = os.environ.get("REGISTRY_AUTH_FILE")
+    if given:
+        return [Path(given)]
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/containers/{os.getuid()}"
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [Path(runtime) / "containers" / "auth.json", Path(config) / "containers" / "auth.json"]
+
+
+def stored_login(path: Path, registry: str) -> Auth:
+    """The username and password an auth.json holds for a registry, or None."""
+    try:
+        auths = json.loads(path.read_text(encoding="utf-8")).get("auths") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    wanted = HUB_ALIASES.get(registry, registry)
+    for key, entry in auths.items():
+        host = key.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+        if HUB_ALIASES.get(host, host) != wanted or not isinstance(entry, dict):
+            continue
+        if not entry.get("auth"):
+            continue
+        try:
+            username, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        except ValueError:
+            continue
+        if password:
+            return {"username": username, "password": password}
+    return None
+
+
+def registry_of(reference: str) -> str:
+    """The registry a reference names (docker.io when it names none)."""
+    first, slash, _ = reference.partition("/")
+    named = slash and ("." in first or ":" in first or first == "localhost")
+    return first if named else "docker.io"
+
+
 class PodmanEngine(DockerEngine):
     """A Podman API service: DOCKER_HOST (a unix socket), or Podman's own socket."""
 
@@ -133,11 +177,27 @@ class PodmanEngine(DockerEngine):
             return False
 
     def _plain_http(self, reference: str) -> bool:
-        registry, slash, _ = reference.partition("/")
-        named = slash and ("." in registry or ":" in registry or registry == "localhost")
-        return bool(named) and self.registry_insecure(registry)
+        registry = registry_of(reference)
+        return registry != "docker.io" and self.registry_insecure(registry)
+
+    def _login_flags(self, registry: str) -> list[str]:
+        """`podman login` (the engine's cli()) stores the credentials in Podman's auth file
+        (REGISTRY_AUTH_FILE, or Podman's default), where registry_auth and `podman push`
+        find them; it speaks HTTPS unless told."""
+        return ["--tls-verify=false"] if self.registry_insecure(registry) else []
+
+    def registry_auth(self, registry: str) -> Auth:
+        """Podman's auth files first (`podman login`, `rolecast login` on Podman), then
+        Docker's config, as Podman's client reads them."""
+        for path in auth_files():
+            found = stored_login(path, registry)
+            if found is not None:
+                return found
+        return super().registry_auth(registry)
 
     def _push_stream(self, repository: str, tag: str, auth: Auth) -> Any:
+        # The SDK would send Docker's config only: the credentials Podman's client has.
+        auth = auth or self.registry_auth(registry_of(repository))
         if self._plain_http(repository):
             return self._push_stream_plain_http(repository, tag, auth)
         return super()._push_stream(repository, tag, auth)
@@ -145,6 +205,7 @@ class PodmanEngine(DockerEngine):
     def pull(self, reference: str, auth: Auth = None) -> None:
         """From a plain-HTTP registry through Podman's own API: its Docker-compatible pull
         takes no `tlsVerify` (Podman 4.3)."""
+        auth = auth or self.registry_auth(registry_of(reference))
         if not self._plain_http(reference):
             super().pull(reference, auth)
             return
@@ -162,6 +223,12 @@ class PodmanEngine(DockerEngine):
         failed = [str(line["error"]) for line in lines if line.get("error")]
         if failed or response.status_code != 200:
             raise EngineError(failed[-1] if failed else f"pull of {reference}: {response.text}")
+
+    def registry_has(self, reference: str, auth: Auth = None) -> bool | None:
+        """Podman 4.3 does not serve the registry lookup (`GET /distribution/REF/json`
+        answers "not supported"), and its own manifest inspect takes no `tlsVerify`: the
+        caller asks the registry."""
+        return None
 
     def packer_path(self) -> list[str]:
         return [str(shim_directory(self.address))]

@@ -23,6 +23,18 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """ROLECAST_ENGINE=podman ./scripts/test runs the engine tests on Podman; those of
+    Docker itself (marked `docker`: they start a second dockerd, or reach Docker over ssh)
+    are skipped then, with the reason."""
+    if os.environ.get("ROLECAST_ENGINE", "").strip().lower() != "podman":
+        return
+    reason = "a test of Docker itself; the engine tests run on Podman (ROLECAST_ENGINE=podman)"
+    for item in items:
+        if item.get_closest_marker("docker") is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
     """A Docker SDK client for a live engine, with packer on PATH."""
@@ -38,6 +50,16 @@ def docker_engine() -> Iterator[Any]:
         _unavailable("packer is not on PATH")
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def engine_kind_of_engine_tests_only(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ROLECAST_ENGINE=podman ./scripts/test runs the engine tests on Podman; a unit test
+    chooses its engine kind itself (or has none), whatever the shell gave."""
+    if request.node.get_closest_marker("engine") is None:
+        monkeypatch.delenv("ROLECAST_ENGINE", raising=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

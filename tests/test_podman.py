@@ -27,6 +27,7 @@ from orchestrator.engines.podman import (
     PodmanEngine,
     auth_files,
     is_podman,
+    local_name,
     shim_directory,
     shim_script,
     short_name,
@@ -198,6 +199,7 @@ def test_copy_keeps_what_docker_and_podman_read_alike(tmp_path: Path) -> None:
         ('WORKDIR "/srv/app"', ["WORKDIR /srv/app"]),
         ('ENV NOTE="served by \\"app\\" here"', ['ENV NOTE="served by "app" here"']),
         ('LABEL "a.b"="1" c=two', ['LABEL a.b="1"', 'LABEL c="two"']),
+        ('ENV G="to \\${USER} and \\$HOME \\\\o/"', ['ENV G="to ${USER} and $HOME \\o/"']),
         ('CMD ["/bin/echo", "a b"]', ['CMD ["/bin/echo", "a b"]']),
         ('ENTRYPOINT [""]', ["ENTRYPOINT []"]),
         ('ENTRYPOINT ["/init"]', ['ENTRYPOINT ["/init"]']),
@@ -259,6 +261,20 @@ def test_tags_are_the_names_rolecast_wrote() -> None:
     assert short_name("localhost/rolecast-cache/abc/web:1") == "rolecast-cache/abc/web:1"
     assert short_name("localhost:5000/example/web:1") == "localhost:5000/example/web:1"
     assert short_name("registry.example/localhost/x:1") == "registry.example/localhost/x:1"
+    assert short_name("docker.io/library/debian:bookworm") == "debian:bookworm"
+    assert short_name("docker.io/team/app:1") == "team/app:1"
+
+
+def test_a_tag_without_a_registry_is_named_as_podman_s_commands_name_it() -> None:
+    """Packer's and the stage commits' `podman commit` put `rolecast-test/x:1` under
+    `localhost/`; a tag through the API would put it under `docker.io/`: two images under
+    one short name."""
+    assert local_name("rolecast-cache/abc/web:1") == "localhost/rolecast-cache/abc/web:1"
+    assert local_name("web:latest") == "localhost/web:latest"
+    assert local_name("localhost:5000/team/web:1") == "localhost:5000/team/web:1"
+    assert local_name("ghcr.io/team/web:1") == "ghcr.io/team/web:1"
+    assert local_name("docker.io/team/web:1") == "docker.io/team/web:1"
+    assert local_name("localhost/web:1") == "localhost/web:1"
 
 
 def test_the_spec_s_engine_is_used_unless_engine_is_given(

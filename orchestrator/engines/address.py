@@ -86,7 +86,7 @@ def _tried(address: str) -> tuple[str, str]:
             f"check that `ssh{port} {user}{parts.hostname} docker version` works without a "
             "prompt (a key from your ssh agent or ~/.ssh/config, the host's key in "
             "~/.ssh/known_hosts) and shows the Server: docker installed there, its socket "
-            "usable by that user (README, Building on another engine)",
+            "usable by that user (README, Engines)",
         )
     return f"tried {shown(address)}", "check the address"
 

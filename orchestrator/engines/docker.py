@@ -234,6 +234,8 @@ class DockerEngine:
     """A Docker engine: DOCKER_HOST (unix, tcp with Docker's TLS variables, ssh) or the
     local socket."""
 
+    kind = "docker"
+
     def __init__(self, timeout: int = 60, *, light: bool = True) -> None:
         """`light`: the reads on a unix socket go through the light client (False: the
         SDK's, as on other engines)."""

@@ -87,10 +87,22 @@ def shim_directory(address: str, cache: Path | None = None) -> Path:
 
 
 def short_name(tag: str) -> str:
-    """A tag as Rolecast wrote it: Podman keeps a name without a registry under
-    `localhost/` (`rolecast-cache/ID/web:FP` is listed as `localhost/rolecast-cache/...`),
-    and finds it again by the name without."""
-    return tag.removeprefix(LOCAL_PREFIX)
+    """A tag as Rolecast wrote it, as Docker shows it: Podman keeps a name without a
+    registry under `localhost/` (`rolecast-cache/ID/web:FP` is listed as
+    `localhost/rolecast-cache/...`) and Docker Hub's under `docker.io/` (`library/`)."""
+    for prefix in (LOCAL_PREFIX, "docker.io/library/", "docker.io/"):
+        if tag.startswith(prefix):
+            return tag[len(prefix) :]
+    return tag
+
+
+def local_name(name: str) -> str:
+    """The name Podman's own commands give a name without a registry (`podman tag`,
+    `podman commit`, as Packer's and the stage commits run them): under `localhost/`.
+    Its Docker-compatible API would put it under `docker.io/`: one short name, two images."""
+    if registry_of(name) != "docker.io" or name.startswith("docker.io/"):
+        return name
+    return LOCAL_PREFIX + name
 
 
 def _short_names(info: ImageInfo) -> ImageInfo:
@@ -161,6 +173,9 @@ class PodmanEngine(DockerEngine):
     def image(self, reference: str) -> ImageInfo | None:
         found = super().image(reference)
         return _short_names(found) if found is not None else None
+
+    def tag(self, source: str, target: str) -> None:
+        super().tag(source, local_name(target))
 
     def images(self, repository: str | None = None) -> list[ImageInfo]:
         return [_short_names(i) for i in super().images(repository)]

@@ -41,6 +41,11 @@ def copy_arguments(args: list[str]) -> list[str]:
     return args
 
 
+def unescaped(value: str) -> str:
+    """A value without the escape of `$` that Docker's reading needs (`\\$HOME`)."""
+    return value.replace("\\$", "$")
+
+
 def podman_changes(change: str) -> list[str]:
     """One Dockerfile instruction of `docker commit --change`, as Podman reads it."""
     instruction, _, rest = change.strip().partition(" ")
@@ -54,9 +59,10 @@ def podman_changes(change: str) -> list[str]:
     if keyword == "WORKDIR" and words:
         return [f"WORKDIR {' '.join(words)}"]
     if keyword in ("LABEL", "ENV") and words and all("=" in w for w in words):
-        # Podman strips one pair of quotes around the value and keeps the rest as written.
+        # Podman strips one pair of quotes around the value and keeps the rest as written,
+        # `$` included: it expands no variable, so Docker's escape `\$` is not needed.
         pairs = (w.split("=", 1) for w in words)
-        return [f'{keyword} {key}="{value}"' for key, value in pairs]
+        return [f'{keyword} {key}="{unescaped(value)}"' for key, value in pairs]
     return [change]
 
 

@@ -108,10 +108,40 @@ def vault_encrypt(path: Path, password_file: Path) -> None:
 
 
 def remove_images(client: Any, *references: str) -> None:
-    from docker.errors import ImageNotFound
+    from docker.errors import NotFound  # Podman's "image not known" is no ImageNotFound
 
     for reference in references:
         try:
             client.images.remove(reference, force=True)
-        except ImageNotFound:
+        except NotFound:
             pass
+
+
+def tag_image(client: Any, source: str, target: str) -> None:
+    """`docker tag SOURCE TARGET`: the repository and the tag given apart, as Podman's
+    compatible API takes them (it refuses `repo=NAME:TAG`)."""
+    repository, _, tag = target.rpartition(":")
+    client.images.get(source).tag(repository, tag)
+
+
+def tag_names(image: Any) -> set[str]:
+    """An image's tags as Docker shows them: Podman lists `localhost/NAME` for a name
+    without a registry, `docker.io/NAME` for Docker Hub's."""
+    from orchestrator.engines.podman import short_name
+
+    return {short_name(tag) for tag in image.tags}
+
+
+def engine_kind() -> str:
+    """`docker` or `podman`: the engine the tests build on (ROLECAST_ENGINE, DOCKER_HOST)."""
+    from orchestrator.engines import connect
+    from orchestrator.engines.podman import PodmanEngine
+
+    return "podman" if isinstance(connect(), PodmanEngine) else "docker"
+
+
+def signal_name(value: str) -> str:
+    """A stop signal as Docker stores it (`SIGQUIT`); Podman stores the number (`3`)."""
+    import signal
+
+    return signal.Signals(int(value)).name if value.isdigit() else value

@@ -38,6 +38,7 @@ from .helpers import (
     remove_images,
     rolecast,
     run_in,
+    tag_image,
     vault_encrypt,
 )
 from .test_publish import PASSWORD, USER, Registry
@@ -232,7 +233,7 @@ def base(docker_engine: Any) -> str:
     import docker.errors
 
     try:
-        docker_engine.images.get(DEBIAN).tag(BASE_TAG)
+        tag_image(docker_engine, DEBIAN, BASE_TAG)
     except docker.errors.ImageNotFound:
         pytest.fail(f"{DEBIAN} is missing: run scripts/setup.sh", pytrace=False)
     return BASE_TAG
@@ -579,7 +580,7 @@ def second_engine(base: str, docker_engine: Any) -> Iterator[tuple[SecondEngine,
         env=env | {"DOCKER_HOST": engine.host},
     )
     assert save.wait() == 0 and loaded.returncode == 0, loaded.stderr
-    client.images.get(DEBIAN).tag(BASE_TAG)
+    tag_image(client, DEBIAN, BASE_TAG)
     yield engine, client
     client.close()
     engine.stop()
@@ -594,6 +595,7 @@ def remote_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
+@pytest.mark.docker
 def test_a_second_engine_chosen_with_docker_host_gets_the_image_and_the_default_none(
     second_engine: tuple[SecondEngine, Any], remote_project: Path, docker_engine: Any
 ) -> None:
@@ -618,6 +620,7 @@ def test_a_second_engine_chosen_with_docker_host_gets_the_image_and_the_default_
     assert json.loads(elsewhere.stdout)[0]["status"] != "fresh"
 
 
+@pytest.mark.docker
 def test_engine_stopped_mid_build_fails_clearly_and_the_next_build_works(
     second_engine: tuple[SecondEngine, Any], remote_project: Path
 ) -> None:

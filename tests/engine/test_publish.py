@@ -19,7 +19,16 @@ from typing import Any
 import pytest
 
 from ..conftest import DATA
-from .helpers import ROLECAST, copy_project, free_port, remove_images, rolecast
+from .helpers import (
+    ROLECAST,
+    copy_project,
+    engine_kind,
+    free_port,
+    remove_images,
+    rolecast,
+    tag_image,
+    tag_names,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -82,7 +91,9 @@ class Registry:
             f"http://127.0.0.1:{self.port}/v2/{name}/manifests/{tag}",
             method="HEAD",
             headers={
-                "Accept": "application/vnd.docker.distribution.manifest.v2+json",
+                # Docker pushes Docker's manifest, Podman an OCI one
+                "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                "application/vnd.oci.image.manifest.v1+json",
                 "Authorization": "Basic "
                 + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
             },
@@ -109,7 +120,7 @@ def publishing(
     registry: Registry, docker_engine: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """The layers project pushing to the test registry; `other` built once."""
-    docker_engine.images.get("rolecast/debian-bookworm:bookworm").tag("rolecast-test/layers-base:1")
+    tag_image(docker_engine, BASE_IMAGE, "rolecast-test/layers-base:1")
     project = copy_project(DATA / "projects" / "layers", tmp_path_factory.mktemp("pub") / "p")
     (project / "ansible.cfg").write_text(f"# run {uuid.uuid4().hex}\n[defaults]\n")
     spec = project / "rolecast.yml"
@@ -205,7 +216,16 @@ def test_registry_down_bounded_retries_and_latest_untouched(
 def test_login_stores_credentials_for_later_pushes(
     publishing: Path, registry: Registry, tmp_path: Path
 ) -> None:
-    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    """Docker's config keeps them on Docker, Podman's auth file on Podman (where `podman
+    login` writes, and a Podman user's pushes read)."""
+    env = {
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+        "REGISTRY_AUTH_FILE": str(tmp_path / "podman-auth.json"),
+    }
+    stored = {
+        "docker": tmp_path / "docker-config" / "config.json",
+        "podman": tmp_path / "podman-auth.json",
+    }
     done = subprocess.run(
         [ROLECAST, "login", registry.address, "--username", USER, "--password-stdin"],
         input=PASSWORD + "\n",
@@ -215,7 +235,9 @@ def test_login_stores_credentials_for_later_pushes(
         cwd=publishing,
     )
     assert done.returncode == 0, done.stderr
-    auths = json.loads((tmp_path / "docker-config" / "config.json").read_text())["auths"]
+    kind = engine_kind()
+    auths = json.loads(stored[kind].read_text())["auths"]
+    assert not stored["podman" if kind == "docker" else "docker"].exists()
     assert registry.address in auths
     pushed = rolecast("push", "other", cwd=publishing, env=env)
     assert pushed.returncode == 0, pushed.stderr
@@ -328,7 +350,8 @@ def local_tags(client: Any, project: Path, registry: Registry) -> set[str]:
     from orchestrator.names import project_identity, stage_prefix
 
     ours = (registry.address, stage_prefix(project_identity(project)))
-    return {tag for image in client.images.list() for tag in image.tags if tag.startswith(ours)}
+    found = (tag for image in client.images.list() for tag in tag_names(image))
+    return {tag for tag in found if tag.startswith(ours)}
 
 
 def wipe(client: Any, project: Path, results: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ..readme_blocks import Block, readme_blocks, run_console
+from .helpers import tag_names
 
 pytestmark = pytest.mark.engine
 
@@ -22,7 +23,7 @@ OURS = (f"{REGISTRY}/", "ops-ansible:")
 
 
 def _tags(client: Any) -> dict[str, str]:
-    return {tag: image.id for image in client.images.list() for tag in image.tags}
+    return {tag: image.id for image in client.images.list() for tag in tag_names(image)}
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import pytest
 
 from .helpers import free_port, remove_images, rolecast, run_in
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
 DEBIAN = "rolecast/debian-bookworm:bookworm"
 IMAGE = "rolecast-test/ssh/remote:test"

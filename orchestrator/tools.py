@@ -81,8 +81,8 @@ class Versions:
     mitogen: str | None
     packer: str | None
     plugins: str | None  # Packer's docker and ansible plugins, as found
-    docker_engine: str | None
-    docker_address: str
+    engine: tuple[str, str | None]  # kind, version
+    engine_address: str
 
     def lines(self) -> list[str]:
         def show(value: str | None) -> str:
@@ -94,7 +94,7 @@ class Versions:
             f"mitogen {show(self.mitogen)}",
             f"packer {show(self.packer)}",
             *([f"packer-plugins {self.plugins}"] if self.plugins else []),
-            f"docker engine {show(self.docker_engine)} at {shown(self.docker_address)}",
+            f"{self.engine[0]} engine {show(self.engine[1])} at {shown(self.engine_address)}",
         ]
 
 
@@ -119,8 +119,8 @@ def versions() -> Versions:
         mitogen=package_version("mitogen"),
         packer=".".join(map(str, packer)) if packer else None,
         plugins=plugin_versions(packer),
-        docker_engine=engine_version(),
-        docker_address=current_address(),
+        engine=engine_version(),
+        engine_address=current_address(),
     )
 
 

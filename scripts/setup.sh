@@ -73,8 +73,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# 3p. ROLECAST_ENGINE=podman: Podman's API service instead, with Rolecast's containers.conf
-# (scripts/podman/), started here when its socket does not answer; DOCKER_HOST names it.
+# 3p. Podman's API service, with Rolecast's containers.conf (scripts/podman/), started here
+# when its socket does not answer; PODMAN_HOST names it. With ROLECAST_ENGINE=podman it is
+# the engine (DOCKER_HOST); scripts/test starts it beside Docker too, for the Podman test.
 start_podman() {
   command -v podman >/dev/null || apt_install podman
   is_root || die "the Podman API service is started as root here (sudo ./scripts/setup.sh)"
@@ -91,19 +92,20 @@ start_podman() {
     curl -sf --max-time 5 --unix-socket "$socket" http://d/_ping >/dev/null 2>&1 ||
       die "the Podman API service did not come up; see $STATE/podman.log"
   fi
-  export DOCKER_HOST=unix://$socket
-  say "podman $(podman --remote --url "$DOCKER_HOST" version --format '{{.Server.Version}}' 2>/dev/null) answers at $DOCKER_HOST"
+  PODMAN_HOST=unix://$socket
+  say "podman $(podman --remote --url "$PODMAN_HOST" version --format '{{.Server.Version}}' 2>/dev/null) answers at $PODMAN_HOST"
   # The base image, from a Docker engine that has it (faster than debootstrap): saved, loaded.
   local base=rolecast/debian-bookworm:bookworm
-  if ! podman --remote --url "$DOCKER_HOST" image exists "$base" &&
+  if ! podman --remote --url "$PODMAN_HOST" image exists "$base" &&
     DOCKER_HOST= timeout 20 docker image inspect "$base" >/dev/null 2>&1; then
     say "loading $base from Docker into Podman"
-    DOCKER_HOST= docker save "$base" | podman --remote --url "$DOCKER_HOST" load >/dev/null
+    DOCKER_HOST= docker save "$base" | podman --remote --url "$PODMAN_HOST" load >/dev/null
   fi
 }
 
 if [ "${ROLECAST_ENGINE:-}" = podman ]; then
   start_podman
+  export DOCKER_HOST=$PODMAN_HOST
   (cd "$ROOT" && rolecast bases)
   return 0 2>/dev/null || exit 0
 fi

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrator.build.packer import packer_environment
-from orchestrator.engines import connect
+from orchestrator.engines import connect, engine_version
 from orchestrator.engines.docker import DockerEngine
 from orchestrator.engines.podman import (
     PODMAN_ADDRESS,
@@ -96,8 +96,14 @@ def docker_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_a_socket_that_answers_as_podman_is_podman(podman_service: list[str]) -> None:
     engine = connect()
     assert isinstance(engine, PodmanEngine)
-    assert engine.version() == "4.3.1 (podman)"
+    assert engine.version() == "4.3.1"
+    assert engine_version() == ("podman", "4.3.1")
     assert podman_service[:2] == ["/_ping", "/version"]
+
+
+def test_version_names_the_engine_s_kind(podman_service: list[str], cli: Any) -> None:
+    shown = cli("--version").stdout.splitlines()[-1]
+    assert shown == f"podman engine 4.3.1 at {os.environ['DOCKER_HOST']}"
 
 
 def test_a_docker_socket_stays_docker(docker_service: list[str]) -> None:

@@ -50,11 +50,14 @@ def connect(timeout: int = 60) -> Engine:
     return engine
 
 
-def engine_version() -> str | None:
-    """The engine's version, or None when none answers (for `rolecast --version`)."""
+def engine_version() -> tuple[str, str | None]:
+    """The engine's kind (`docker`, `podman`) and version, None when none answers (for
+    `rolecast --version`)."""
     from ..errors import ToolMissingError
+    from .podman import chosen_kind
 
     try:
-        return connect(timeout=5).version()
+        engine = connect(timeout=5)
     except ToolMissingError:
-        return None
+        return chosen_kind() or "docker", None
+    return getattr(engine, "kind", "docker"), engine.version()

@@ -166,10 +166,6 @@ class PodmanEngine(DockerEngine):
             raise ToolMissingError(f"{said}\n{PODMAN_ADVICE}") from None
         return engine
 
-    def version(self) -> str | None:
-        found = super().version()
-        return f"{found} (podman)" if found else None
-
     def image(self, reference: str) -> ImageInfo | None:
         found = super().image(reference)
         return _short_names(found) if found is not None else None

@@ -1,6 +1,7 @@
 """A build on Podman: its API service for Rolecast's calls, Packer's docker builder through
-the docker shim Rolecast writes. Runs with ROLECAST_ENGINE=podman (scripts/setup.sh then
-starts the service and exports DOCKER_HOST); skipped otherwise."""
+the docker shim Rolecast writes. Runs in every run of scripts/test as root, which starts
+Podman's service beside Docker (ROLECAST_PODMAN_HOST), and with ROLECAST_ENGINE=podman,
+where Podman is the engine of every engine test."""
 
 from __future__ import annotations
 
@@ -29,17 +30,26 @@ NOTE = 'made by "marker" on podman'
 
 @pytest.fixture(scope="module")
 def podman() -> Iterator[PodmanEngine]:
-    if os.environ.get("ROLECAST_ENGINE") != "podman":
-        pytest.skip("Podman builds run with ROLECAST_ENGINE=podman ./scripts/test")
-    engine = connect(timeout=120)
-    if not isinstance(engine, PodmanEngine):
-        _unavailable(f"the engine at {engine.address} is not Podman")
-    assert isinstance(engine, PodmanEngine)
-    if shutil.which("packer") is None or shutil.which("podman") is None:
-        _unavailable("packer and podman must be on PATH")
-    if engine.image(BASE) is None:
-        _unavailable(f"{BASE} is not in Podman (scripts/setup.sh loads it)")
-    yield engine
+    """The Podman service: the engine of the run (ROLECAST_ENGINE=podman), or the one
+    scripts/test starts beside Docker (ROLECAST_PODMAN_HOST), chosen for this module."""
+    address = os.environ.get("ROLECAST_PODMAN_HOST")
+    if os.environ.get("ROLECAST_ENGINE") == "podman":
+        address = os.environ.get("DOCKER_HOST")
+    if not address:
+        _unavailable("no Podman service: scripts/test starts one as root (ROLECAST_PODMAN_HOST)")
+    assert address is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOCKER_HOST", address)
+        patch.setenv("ROLECAST_ENGINE", "podman")
+        engine = connect(timeout=120)
+        if not isinstance(engine, PodmanEngine):
+            _unavailable(f"the engine at {engine.address} is not Podman")
+        assert isinstance(engine, PodmanEngine)
+        if shutil.which("packer") is None or shutil.which("podman") is None:
+            _unavailable("packer and podman must be on PATH")
+        if engine.image(BASE) is None:
+            _unavailable(f"{BASE} is not in Podman (scripts/setup.sh loads it)")
+        yield engine
 
 
 def write_project(root: Path, registry: str) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.engines import connect
+
 from ..conftest import DATA
 from .helpers import (
     ROLECAST,
@@ -162,9 +164,9 @@ def test_push_every_tag_and_pull_back_by_digest(
     assert registry.digest_of("team/other", "latest") == digest
 
     remove_images(docker_engine, *[f"{repo}:{t}" for t in ["test", "1.4.2", "1.4", "1", "latest"]])
-    pulled = docker_engine.images.pull(
-        f"{repo}@{digest}", auth_config={"username": USER, "password": PASSWORD}
-    )
+    # Through Rolecast's engine: Podman's compatible pull takes no plain HTTP (its own does)
+    connect().pull(f"{repo}@{digest}", {"username": USER, "password": PASSWORD})
+    pulled = docker_engine.images.get(f"{repo}@{digest}")
     output = docker_engine.containers.run(
         pulled.id, ["cat", "/etc/layers/first"], remove=True, entrypoint=""
     )

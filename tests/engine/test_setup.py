@@ -10,6 +10,7 @@ import pytest
 from orchestrator.project import load_project
 
 from ..conftest import ROOT
+from .helpers import engine_kind
 
 pytestmark = pytest.mark.engine
 
@@ -29,7 +30,8 @@ def test_version_reports_the_engine_and_packer(cli: Any, docker_engine: Any) -> 
     result = cli("--version")
     engine = docker_engine.version()["Version"]
     address = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    assert f"docker engine {engine} at {address}" in result.stdout.splitlines()
+    kind = engine_kind()
+    assert f"{kind} engine {engine} at {address}" in result.stdout.splitlines()
     assert "packer not found" not in result.stdout
 
 

@@ -134,6 +134,40 @@ def test_no_podman_service_says_how_to_start_one(
     assert advice.startswith("start it: podman system service --time=0")
 
 
+def test_engine_podman_alone_says_how_to_start_podman_s_own_socket(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if Path(PODMAN_ADDRESS.removeprefix("unix://")).exists():
+        pytest.skip(f"a Podman service listens at {PODMAN_ADDRESS} on this machine")
+    for name in ("DOCKER_HOST", "ROLECAST_ENGINE"):  # set first: restored when the test ends
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    done = cli("--engine", "podman", "build")
+    assert done.exit_code == 3
+    first, advice = done.stderr.strip().split("\n")
+    assert first.startswith(f"no Podman API service answers at {PODMAN_ADDRESS} (Podman's own")
+    assert advice.startswith("start it: `systemctl start podman.socket`, or `podman system")
+
+
+def test_version_follows_the_spec_s_engine(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--version loads no project, but shows the engine a build would use."""
+
+    def engine_line(*args: str) -> str:
+        for name in ("DOCKER_HOST", "ROLECAST_ENGINE"):  # as a new shell has them (unset)
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
+        return str(cli("-C", str(tmp_path), *args, "--version").stdout.splitlines()[-1])
+
+    (tmp_path / "rolecast.yml").write_text("version: 1\ndefaults:\n  engine: podman\n")
+    shown = engine_line()
+    assert shown.startswith("podman engine ") and shown.endswith(f" at {PODMAN_ADDRESS}")
+    assert engine_line("--engine", "docker").startswith("docker engine ")
+    (tmp_path / "rolecast.yml").write_text("version: 1\ndefaults: [engine]\n")
+    assert engine_line().startswith("docker engine ")
+
+
 def test_is_podman_reads_the_components() -> None:
     assert is_podman(PODMAN_VERSION)
     assert not is_podman(DOCKER_VERSION)

@@ -206,6 +206,23 @@ def _print_versions() -> None:
         out.print(line, markup=False, highlight=False)
 
 
+def _use_spec_engine_kind(directory: Path | None, file: Path | None) -> None:
+    """`engine:` in the spec's defaults, for --version, which loads no project: read from
+    the YAML alone; a spec that cannot be read says nothing here (validate says why)."""
+    import yaml
+
+    from ..engines.podman import ENGINE_KINDS, use_kind
+    from ..specfile import find_spec_file
+
+    try:
+        data = yaml.safe_load(find_spec_file(_root(directory, file)[0], file).read_text())
+        kind = data["defaults"]["engine"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, UnicodeDecodeError):
+        return
+    if kind in ENGINE_KINDS:
+        use_kind(kind, address_given=bool(os.environ.get("DOCKER_HOST")))
+
+
 def _root(directory: Path | None, file: Path | None) -> tuple[Path, bool]:
     """-C, else (without -f) the nearest directory upward holding rolecast.yml, else here."""
     if directory is not None or file is not None:
@@ -331,7 +348,9 @@ def main_options(
         _use_engine(docker_host)
     elif os.environ.get("DOCKER_HOST"):
         _use_engine(os.environ["DOCKER_HOST"], "DOCKER_HOST")
-    if version:  # after -H: the engine version is the chosen engine's
+    if version:  # after -H (and --engine, or the spec's engine): the chosen engine's
+        if engine is None and not os.environ.get("ROLECAST_ENGINE"):
+            _use_spec_engine_kind(directory, file)
         _print_versions()
         raise typer.Exit()
     if ctx.invoked_subcommand is None:

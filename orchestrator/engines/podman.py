@@ -36,6 +36,10 @@ PODMAN_ADDRESS = "unix:///run/podman/podman.sock"
 LOCAL_PREFIX = "localhost/"
 # Docker Hub's names in auth files: Podman's `docker.io`, Docker's `index.docker.io/v1/`.
 HUB_ALIASES = {"index.docker.io": "docker.io", "registry-1.docker.io": "docker.io"}
+OWN_SOCKET_ADVICE = (
+    "start it: `systemctl start podman.socket`, or `podman system service --time=0 "
+    f"{PODMAN_ADDRESS} &`; or give another Podman socket with -H unix:///PATH (README, Podman)"
+)
 PODMAN_ADVICE = (
     "start it: podman system service --time=0 unix:///PATH (README, Podman; "
     "ROLECAST_ENGINE=podman scripts/setup.sh starts one), and give -H unix:///PATH"
@@ -163,7 +167,12 @@ class PodmanEngine(DockerEngine):
         except ToolMissingError as exc:
             said, _, _ = str(exc).partition("\n")
             said = said.replace("no Docker engine answers", "no Podman API service answers", 1)
-            raise ToolMissingError(f"{said}\n{PODMAN_ADVICE}") from None
+            if given_address() == PODMAN_ADDRESS:  # `--engine podman` (or the spec's) alone
+                said = said.replace(" (-H or DOCKER_HOST)", " (Podman's own socket)", 1)
+                advice = OWN_SOCKET_ADVICE
+            else:
+                advice = PODMAN_ADVICE
+            raise ToolMissingError(f"{said}\n{advice}") from None
         return engine
 
     def image(self, reference: str) -> ImageInfo | None:

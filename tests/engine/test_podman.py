@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.build.cache import forget_checkouts, gone
 from orchestrator.engines import connect
 from orchestrator.engines.podman import PodmanEngine
 from orchestrator.engines.podman_cli import podman_argv
@@ -29,7 +30,7 @@ NOTE = 'made by "marker" on podman'
 
 
 @pytest.fixture(scope="module")
-def podman() -> Iterator[PodmanEngine]:
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanEngine]:
     """The Podman service: the engine of the run (ROLECAST_ENGINE=podman), or the one
     scripts/test starts beside Docker (ROLECAST_PODMAN_HOST), chosen for this module."""
     address = os.environ.get("ROLECAST_PODMAN_HOST")
@@ -50,6 +51,10 @@ def podman() -> Iterator[PodmanEngine]:
         if engine.image(BASE) is None:
             _unavailable(f"{BASE} is not in Podman (scripts/setup.sh loads it)")
         yield engine
+        # The session's clean-up sees the run's engine (Docker, beside): these stages go here,
+        # with what earlier runs' checkouts, gone since, left on Podman.
+        base = str(tmp_path_factory.getbasetemp().resolve()) + os.sep
+        forget_checkouts(engine, lambda checkout: checkout.startswith(base) or gone(checkout))
 
 
 def write_project(root: Path, registry: str) -> None:
